@@ -1,0 +1,1 @@
+"""The ``modelloop`` command line: thin Typer wrappers over the Python API."""

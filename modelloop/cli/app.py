@@ -1,0 +1,46 @@
+"""The root ``modelloop`` command."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from modelloop.cli import db, experiments, maintenance, runs
+from modelloop.cli.context import CliState
+
+app = typer.Typer(
+    name="modelloop",
+    help="modelloop: track, register, gate, deploy, serve, monitor and retrain models.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(
+            "--tracking-uri",
+            envvar="MODELLOOP_TRACKING_URI",
+            help="Folder, sqlite:///PATH or postgresql://... URL (default ./.modelloop).",
+        ),
+    ] = None,
+) -> None:
+    ctx.obj = CliState(tracking_uri=tracking_uri)
+
+
+app.add_typer(experiments.app, name="experiments")
+app.add_typer(runs.app, name="runs")
+app.add_typer(db.app, name="db")
+app.command("gc")(maintenance.gc)
+app.command("demo")(maintenance.demo)
+app.command("version")(maintenance.version)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,60 @@
+"""Shared CLI plumbing: the client from ``--tracking-uri``, typed errors as messages."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+import typer
+from rich.console import Console
+
+from modelloop.errors import ModelloopError
+from modelloop.settings import Settings, load_settings
+from modelloop.tracking.client import Client
+
+T = TypeVar("T")
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+@dataclasses.dataclass
+class CliState:
+    """What the root callback parsed, handed to each command through ``ctx.obj``."""
+
+    tracking_uri: str | None = None
+
+    def settings(self) -> Settings:
+        """Settings with the command-line override applied."""
+        return load_settings(tracking_uri=self.tracking_uri)
+
+    def client(self) -> Client:
+        """A client for the chosen tracking URI."""
+        return Client(settings=self.settings())
+
+
+def state(ctx: typer.Context) -> CliState:
+    """The CLI state of this invocation."""
+    obj = ctx.find_root().obj
+    if not isinstance(obj, CliState):
+        obj = CliState()
+        ctx.find_root().obj = obj
+    return obj
+
+
+@contextmanager
+def friendly_errors() -> Iterator[None]:
+    """Print a typed error as one red line and exit 1 (no traceback)."""
+    try:
+        yield
+    except ModelloopError as exc:
+        err_console.print(f"[red]error[/red] ({exc.code}): {exc.message}", highlight=False)
+        raise typer.Exit(1) from None
+
+
+def run_command(fn: Callable[[], T]) -> T:
+    """Call ``fn`` with friendly errors."""
+    with friendly_errors():
+        return fn()

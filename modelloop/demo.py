@@ -1,0 +1,118 @@
+"""The demo behind ``make demo``: train, track and compare a few models.
+
+It uses a data set that ships with scikit-learn, so nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import time
+
+from rich.console import Console
+from rich.table import Table
+
+from modelloop.errors import InvalidArgument, NotFound
+from modelloop.settings import Settings
+from modelloop.tracking.client import Client
+
+EXPERIMENT = "demo-breast-cancer"
+
+
+def run_demo(settings: Settings, n_models: int = 6, console: Console | None = None) -> list[str]:
+    """Train ``n_models`` classifiers, track each as a run, print a comparison.
+    Returns the run ids."""
+    try:
+        import sklearn  # noqa: F401
+    except ImportError:
+        raise InvalidArgument(
+            "the demo needs scikit-learn: pip install 'modelloop[sklearn]'"
+        ) from None
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score, f1_score, log_loss, roc_auc_score
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    out = console or Console()
+    client = Client(settings=settings)
+    frame = load_breast_cancer(as_frame=True).frame
+    X, y = frame.drop(columns="target"), frame["target"]
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0)
+    try:
+        exp_id = client.get_experiment_by_name(EXPERIMENT).experiment_id
+    except NotFound:
+        exp_id = client.create_experiment(EXPERIMENT)
+
+    candidates = [
+        ("logreg-C0.1", make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=500))),
+        ("logreg-C1", make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=500))),
+        ("rf-50", RandomForestClassifier(n_estimators=50, random_state=0)),
+        ("rf-200-depth6", RandomForestClassifier(n_estimators=200, max_depth=6, random_state=0)),
+        ("gbm-100", GradientBoostingClassifier(n_estimators=100, random_state=0)),
+        ("gbm-50-lr0.2", GradientBoostingClassifier(n_estimators=50, learning_rate=0.2)),
+    ][:n_models]
+    run_ids = []
+    for name, model in candidates:
+        run = client.create_run(exp_id, name=name)
+        client.log_params(run.run_id, _params(model))
+        client.log_input(run.run_id, X_train.assign(target=y_train), "breast-cancer", "train")
+        client.log_input(run.run_id, X_test.assign(target=y_test), "breast-cancer", "eval")
+        started = time.perf_counter()
+        model.fit(X_train, y_train)
+        fit_seconds = time.perf_counter() - started
+        proba = model.predict_proba(X_test)[:, 1]
+        pred = (proba >= 0.5).astype(int)
+        client.log_metrics(
+            run.run_id,
+            {
+                "accuracy": float(accuracy_score(y_test, pred)),
+                "f1": float(f1_score(y_test, pred)),
+                "roc_auc": float(roc_auc_score(y_test, proba)),
+                "log_loss": float(log_loss(y_test, proba)),
+                "fit_seconds": fit_seconds,
+            },
+        )
+        for step, n in enumerate(range(20, len(X_train) + 1, 40)):
+            score = model.score(X_train.iloc[:n], y_train.iloc[:n])
+            client.log_metric(run.run_id, "train_accuracy_by_rows", float(score), step=step)
+        client.log_dict(run.run_id, {"features": list(X.columns)}, "features.json")
+        client.end_run(run.run_id)
+        run_ids.append(run.run_id)
+        out.print(f"tracked [bold]{name}[/bold] as run {run.run_id}")
+
+    best = client.search_runs(
+        [exp_id],
+        filter_string=f"attributes.run_id IN ({', '.join(repr(r) for r in run_ids)})",
+        order_by=["metrics.roc_auc DESC", "metrics.log_loss ASC"],
+    )
+    table = Table("rank", "run", "accuracy", "f1", "roc_auc", "log_loss", "fit s", title=EXPERIMENT)
+    for rank, r in enumerate(best, 1):
+        m = r.metrics
+        table.add_row(
+            str(rank),
+            r.name,
+            f"{m['accuracy']:.4f}",
+            f"{m['f1']:.4f}",
+            f"{m['roc_auc']:.4f}",
+            f"{m['log_loss']:.4f}",
+            f"{m['fit_seconds']:.2f}",
+        )
+    out.print(table)
+    out.print(
+        f"stored in {settings.tracking_uri}; try: modelloop runs compare "
+        f"{best[0].run_id} {best[1].run_id}"
+        if len(best) > 1
+        else ""
+    )
+    client.close()
+    return run_ids
+
+
+def _params(model: object) -> dict[str, str]:
+    get = getattr(model, "get_params", None)
+    if get is None:
+        return {}
+    params = get(deep=True)
+    flat = {k: v for k, v in params.items() if isinstance(v, int | float | str | bool | None)}
+    return {"model": type(model).__name__, **{k: str(v) for k, v in flat.items()}}

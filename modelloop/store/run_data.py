@@ -1,0 +1,150 @@
+"""What runs record: params (immutable), tags, metric time series, inputs."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Table, delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.elements import ColumnElement
+
+from modelloop.entities import Dataset, Metric
+from modelloop.errors import Conflict, NotFound
+from modelloop.store._util import chunked, insert_ignore, now_ms, upsert
+from modelloop.store.schema import datasets, latest_metrics, metrics, params, run_inputs, run_tags
+
+
+def log_params(conn: Connection, run_id: str, values: dict[str, str]) -> None:
+    """Add params; re-logging the same value is a no-op, a different value is Conflict."""
+    if not values:
+        return
+    keys = list(values)
+    existing: dict[str, str] = {}
+    for chunk in chunked(keys):
+        q = select(params.c.key, params.c.value).where(
+            params.c.run_id == run_id, params.c.key.in_(chunk)
+        )
+        existing.update({r.key: r.value for r in conn.execute(q)})
+    for key, old in existing.items():
+        if old != values[key]:
+            raise Conflict(
+                f"param {key!r} of run {run_id} is already {old!r:.100}; it cannot be changed "
+                f"to {values[key]!r:.100} (params are immutable)",
+                key=key,
+                run_id=run_id,
+            )
+    new = [{"run_id": run_id, "key": k, "value": v} for k, v in values.items() if k not in existing]
+    if new:
+        try:
+            with conn.begin_nested():
+                conn.execute(params.insert(), new)
+        except IntegrityError:
+            raise Conflict(
+                f"params of run {run_id} were logged concurrently; retry", run_id=run_id
+            ) from None
+
+
+def set_tags(conn: Connection, run_id: str, values: dict[str, str]) -> None:
+    """Set (overwrite) run tags."""
+    rows = [{"run_id": run_id, "key": k, "value": v} for k, v in values.items()]
+    upsert(conn, run_tags, rows, update=["value"])
+
+
+def delete_tag(conn: Connection, run_id: str, key: str) -> None:
+    """Remove a tag; NotFound if the run has no such tag."""
+    result = conn.execute(
+        delete(run_tags).where(run_tags.c.run_id == run_id, run_tags.c.key == key)
+    )
+    if result.rowcount == 0:
+        raise NotFound(f"run {run_id} has no tag {key!r}", run_id=run_id, key=key)
+
+
+def _stored(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+def log_metrics(conn: Connection, run_id: str, points: Sequence[Metric]) -> None:
+    """Append metric points and keep the latest point per key for search."""
+    if not points:
+        return
+    conn.execute(
+        metrics.insert(),
+        [
+            {
+                "run_id": run_id,
+                "key": p.key,
+                "value": _stored(p.value),
+                "step": p.step,
+                "timestamp": p.timestamp,
+            }
+            for p in points
+        ],
+    )
+    latest: dict[str, Metric] = {}
+    for p in points:
+        cur = latest.get(p.key)
+        if cur is None or (p.step, p.timestamp) >= (cur.step, cur.timestamp):
+            latest[p.key] = p
+    rows = [
+        {
+            "run_id": run_id,
+            "key": p.key,
+            "value": _stored(p.value),
+            "step": p.step,
+            "timestamp": p.timestamp,
+        }
+        for p in latest.values()
+    ]
+
+    def newer(t: Table, ex: Any) -> ColumnElement[bool]:
+        cond: ColumnElement[bool] = (ex.step > t.c.step) | (
+            (ex.step == t.c.step) & (ex.timestamp >= t.c.timestamp)
+        )
+        return cond
+
+    upsert(conn, latest_metrics, rows, update=["value", "step", "timestamp"], where=newer)
+
+
+def metric_history(conn: Connection, run_id: str, key: str) -> list[Metric]:
+    """Every point of one metric, by step then timestamp."""
+    q = (
+        select(metrics.c.value, metrics.c.step, metrics.c.timestamp)
+        .where(metrics.c.run_id == run_id, metrics.c.key == key)
+        .order_by(metrics.c.step, metrics.c.timestamp, metrics.c.id)
+    )
+    return [
+        Metric(key, math.nan if r.value is None else r.value, r.timestamp, r.step)
+        for r in conn.execute(q)
+    ]
+
+
+def metric_keys(conn: Connection, run_id: str) -> list[str]:
+    """The metric names a run has logged."""
+    q = select(latest_metrics.c.key).where(latest_metrics.c.run_id == run_id)
+    return sorted(r.key for r in conn.execute(q))
+
+
+def log_input(conn: Connection, run_id: str, dataset: Dataset, context: str) -> None:
+    """Record that a run used a dataset; a dataset is stored once per digest."""
+    insert_ignore(
+        conn,
+        datasets,
+        [
+            {
+                "digest": dataset.digest,
+                "name": dataset.name,
+                "source": dataset.source,
+                "source_type": dataset.source_type,
+                "num_rows": dataset.num_rows,
+                "schema_json": json.dumps(dataset.schema, sort_keys=True),
+                "profile_json": json.dumps(dataset.profile, sort_keys=True, default=str),
+                "created_time": dataset.created_time or now_ms(),
+            }
+        ],
+    )
+    insert_ignore(
+        conn, run_inputs, [{"run_id": run_id, "dataset_digest": dataset.digest, "context": context}]
+    )

@@ -1,0 +1,203 @@
+"""Runs in the metadata store: rows, lifecycle, and bulk loading into entities."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, RowMapping, select, update
+
+from modelloop.entities import (
+    Dataset,
+    DatasetInput,
+    LifecycleStage,
+    Run,
+    RunStatus,
+)
+from modelloop.errors import InvalidArgument, InvalidState, NotFound
+from modelloop.store._util import chunked, now_ms
+from modelloop.store.schema import (
+    datasets,
+    latest_metrics,
+    params,
+    run_inputs,
+    run_tags,
+    runs,
+)
+
+_RUN_ID_CHARS = set("0123456789abcdef")
+
+
+def check_run_id(run_id: Any) -> str:
+    """Run ids are 32 lowercase hex characters."""
+    if not isinstance(run_id, str) or len(run_id) != 32 or not set(run_id) <= _RUN_ID_CHARS:
+        raise InvalidArgument(f"invalid run id {run_id!r}: expected 32 hex characters")
+    return run_id
+
+
+def insert(
+    conn: Connection,
+    *,
+    run_id: str,
+    experiment_id: int,
+    name: str,
+    user: str,
+    start_time: int,
+    parent_run_id: str | None,
+) -> None:
+    """Insert a RUNNING run."""
+    conn.execute(
+        runs.insert().values(
+            run_id=run_id,
+            experiment_id=experiment_id,
+            name=name,
+            user_id=user,
+            status=RunStatus.RUNNING.value,
+            start_time=start_time,
+            lifecycle_stage=LifecycleStage.ACTIVE.value,
+            parent_run_id=parent_run_id,
+        )
+    )
+
+
+def get_row(conn: Connection, run_id: str) -> RowMapping:
+    """The raw run row; NotFound if missing."""
+    check_run_id(run_id)
+    row = conn.execute(select(runs).where(runs.c.run_id == run_id)).first()
+    if row is None:
+        raise NotFound(f"run {run_id!r} does not exist", run_id=run_id)
+    return row._mapping
+
+
+def require_writable(conn: Connection, run_id: str, *, allow_ended: bool = False) -> RowMapping:
+    """The run row, if the run may receive new data: it exists, is not deleted and
+    (unless ``allow_ended``) has not ended."""
+    row = get_row(conn, run_id)
+    if row["lifecycle_stage"] != LifecycleStage.ACTIVE.value:
+        raise InvalidState(
+            f"run {run_id} is deleted; restore it before logging to it", run_id=run_id
+        )
+    if not allow_ended and RunStatus(row["status"]).is_terminal:
+        raise InvalidState(
+            f"run {run_id} has ended ({row['status']}); start a new run to log more",
+            run_id=run_id,
+        )
+    return row
+
+
+def set_status(
+    conn: Connection,
+    run_id: str,
+    *,
+    status: RunStatus | None = None,
+    end_time: int | None = None,
+    name: str | None = None,
+    status_message: str | None = None,
+) -> None:
+    """Update status/end time/name of an existing run."""
+    get_row(conn, run_id)
+    values: dict[str, Any] = {}
+    if status is not None:
+        values["status"] = status.value
+        if status.is_terminal:
+            values["end_time"] = end_time if end_time is not None else now_ms()
+    elif end_time is not None:
+        values["end_time"] = end_time
+    if name is not None:
+        values["name"] = name
+    if status_message is not None:
+        values["status_message"] = status_message
+    if values:
+        conn.execute(update(runs).where(runs.c.run_id == run_id).values(**values))
+
+
+def set_stage(conn: Connection, run_id: str, stage: LifecycleStage) -> None:
+    """Soft-delete or restore a run."""
+    get_row(conn, run_id)
+    deleted_time = now_ms() if stage is LifecycleStage.DELETED else None
+    conn.execute(
+        update(runs)
+        .where(runs.c.run_id == run_id)
+        .values(lifecycle_stage=stage.value, deleted_time=deleted_time)
+    )
+
+
+def _float(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
+def load(conn: Connection, run_ids: Sequence[str]) -> list[Run]:
+    """Runs with params, latest metrics, tags and inputs, in the order of ``run_ids``
+    (missing ids are skipped). A handful of queries, whatever the number of runs."""
+    rows: dict[str, RowMapping] = {}
+    data: dict[str, dict[str, Any]] = {}
+    for ids in chunked(list(run_ids)):
+        for rr in conn.execute(select(runs).where(runs.c.run_id.in_(ids))):
+            rows[rr.run_id] = rr._mapping
+            data[rr.run_id] = {"params": {}, "metrics": {}, "tags": {}, "inputs": []}
+        for r in conn.execute(select(params).where(params.c.run_id.in_(ids))):
+            data[r.run_id]["params"][r.key] = r.value
+        for r in conn.execute(select(run_tags).where(run_tags.c.run_id.in_(ids))):
+            data[r.run_id]["tags"][r.key] = r.value
+        q = select(latest_metrics.c.run_id, latest_metrics.c.key, latest_metrics.c.value)
+        for r in conn.execute(q.where(latest_metrics.c.run_id.in_(ids))):
+            data[r.run_id]["metrics"][r.key] = _float(r.value)
+        q2 = (
+            select(run_inputs.c.run_id, run_inputs.c.context, datasets)
+            .join(datasets, datasets.c.digest == run_inputs.c.dataset_digest)
+            .where(run_inputs.c.run_id.in_(ids))
+            .order_by(run_inputs.c.run_id, datasets.c.name, run_inputs.c.context)
+        )
+        for r in conn.execute(q2):
+            data[r.run_id]["inputs"].append(DatasetInput(dataset_from_row(r._mapping), r.context))
+    out = []
+    for run_id in run_ids:
+        found = rows.get(run_id)
+        if found is None:
+            continue
+        row = found
+        d = data[run_id]
+        out.append(
+            Run(
+                run_id=run_id,
+                experiment_id=str(row["experiment_id"]),
+                name=row["name"],
+                status=RunStatus(row["status"]),
+                start_time=row["start_time"],
+                end_time=row["end_time"],
+                lifecycle_stage=LifecycleStage(row["lifecycle_stage"]),
+                user=row["user_id"],
+                parent_run_id=row["parent_run_id"],
+                status_message=row["status_message"],
+                params=d["params"],
+                metrics=d["metrics"],
+                tags=d["tags"],
+                inputs=tuple(d["inputs"]),
+            )
+        )
+    return out
+
+
+def get(conn: Connection, run_id: str) -> Run:
+    """One run with all its data; NotFound if missing."""
+    check_run_id(run_id)
+    found = load(conn, [run_id])
+    if not found:
+        raise NotFound(f"run {run_id!r} does not exist", run_id=run_id)
+    return found[0]
+
+
+def dataset_from_row(m: RowMapping) -> Dataset:
+    """A Dataset entity from a datasets row."""
+    return Dataset(
+        digest=m["digest"],
+        name=m["name"],
+        source=m["source"],
+        source_type=m["source_type"],
+        num_rows=m["num_rows"],
+        schema=json.loads(m["schema_json"]),
+        profile=json.loads(m["profile_json"]),
+        created_time=m["created_time"],
+    )

@@ -1,0 +1,1 @@
+"""Run tracking: the client, buffered metrics, context capture and dataset fingerprints."""
