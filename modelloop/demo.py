@@ -50,7 +50,10 @@ def run_demo(settings: Settings, n_models: int = 6, console: Console | None = No
         ("rf-50", RandomForestClassifier(n_estimators=50, random_state=0)),
         ("rf-200-depth6", RandomForestClassifier(n_estimators=200, max_depth=6, random_state=0)),
         ("gbm-100", GradientBoostingClassifier(n_estimators=100, random_state=0)),
-        ("gbm-50-lr0.2", GradientBoostingClassifier(n_estimators=50, learning_rate=0.2)),
+        (
+            "gbm-50-lr0.2",
+            GradientBoostingClassifier(n_estimators=50, learning_rate=0.2, random_state=0),
+        ),
     ][:n_models]
     run_ids = []
     for name, model in candidates:
