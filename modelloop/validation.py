@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import posixpath
 import re
@@ -24,8 +25,15 @@ _KEY_RE = re.compile(r"^[/\w.\- :]*$")
 def check_key(key: Any, what: str) -> str:
     """A metric, param or tag name: 1..250 chars of letters, digits, ``_ - . / : space``,
     and not a path that escapes or normalises to something else."""
-    if not isinstance(key, str):
-        raise InvalidArgument(f"{what} name must be a string, got {type(key).__name__}")
+    if isinstance(key, str):
+        return _check_str_key(str(key), what)
+    raise InvalidArgument(f"{what} name must be a string, got {type(key).__name__}")
+
+
+# Keys repeat millions of times in a metric loop; only valid keys are cached
+# (lru_cache does not cache a raised error).
+@functools.lru_cache(maxsize=8192)
+def _check_str_key(key: str, what: str) -> str:
     if not key:
         raise InvalidArgument(f"{what} name must not be empty")
     if len(key) > MAX_KEY_LENGTH:
@@ -44,6 +52,8 @@ def check_key(key: Any, what: str) -> str:
 
 def check_metric_value(key: str, value: Any) -> float:
     """A metric value: any real number (NaN and infinities included), not a bool or string."""
+    if type(value) is float:
+        return value
     if isinstance(value, bool) or not isinstance(value, Real):
         # numpy scalars are Real; strings and None are not.
         raise InvalidArgument(
@@ -55,6 +65,8 @@ def check_metric_value(key: str, value: Any) -> float:
 
 def check_int(name: str, value: Any) -> int:
     """An integer argument (steps, timestamps)."""
+    if type(value) is int and -(2**63) <= value < 2**63:
+        return value
     if isinstance(value, bool) or not isinstance(value, int):
         try:
             import numpy as np

@@ -9,6 +9,7 @@ from typing import TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from modelloop.errors import ModelloopError
 from modelloop.settings import Settings, load_settings
@@ -50,7 +51,13 @@ def friendly_errors() -> Iterator[None]:
     try:
         yield
     except ModelloopError as exc:
-        err_console.print(f"[red]error[/red] ({exc.code}): {exc.message}", highlight=False)
+        # Messages quote user input, which may contain Rich markup such as "[x]"; soft
+        # wrap keeps the line whole at any terminal width.
+        err_console.print(
+            f"[red]error[/red] ({exc.code}): {escape(exc.message)}",
+            highlight=False,
+            soft_wrap=True,
+        )
         raise typer.Exit(1) from None
 
 

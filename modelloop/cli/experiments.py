@@ -31,7 +31,7 @@ def list_(
             table.add_row(
                 e.experiment_id, e.name, e.lifecycle_stage.value, fmt_time(e.creation_time), tags
             )
-        console.print(table)
+        console.print(table, markup=False)
 
     run_command(go)
 

@@ -27,7 +27,9 @@ def list_(
     order_by: Annotated[
         list[str] | None, typer.Option("--order-by", "-o", help='e.g. "metrics.acc DESC"')
     ] = None,
-    max_results: Annotated[int, typer.Option("--max", "-n")] = 50,
+    max_results: Annotated[
+        int, typer.Option("--max", "-n", help="Show at most this many runs.")
+    ] = 50,
 ) -> None:
     """List runs matching a filter."""
 
@@ -44,7 +46,7 @@ def list_(
                 fmt_duration(r.start_time, r.end_time),
                 *(fmt_value(r.metrics.get(k)) for k in metric_keys),
             )
-        console.print(table)
+        console.print(table, markup=False)
         if page.next_page_token:
             console.print(f"[dim]more runs: raise --max (next page token {page.next_page_token})")
 
@@ -64,7 +66,7 @@ def show(ctx: typer.Context, run_id: str) -> None:
             table = Table("artifact", "size", title="artifacts")
             for a in arts:
                 table.add_row(a.path + ("/" if a.is_dir else ""), "" if a.is_dir else str(a.size))
-            console.print(table)
+            console.print(table, markup=False)
 
     run_command(go)
 
@@ -83,20 +85,20 @@ def _print_run(run: Run) -> None:
     ):
         if value:
             head.add_row(label, value)
-    console.print(head)
+    console.print(head, markup=False)
     for title, items in (("params", run.params), ("metrics", run.metrics), ("tags", run.tags)):
         if items:
             table = Table("key", "value", title=title)
             for k in sorted(items):
                 table.add_row(k, fmt_value(items[k]))
-            console.print(table)
+            console.print(table, markup=False)
     if run.inputs:
         table = Table("dataset", "context", "rows", "digest", title="inputs")
         for i in run.inputs:
             table.add_row(
                 i.dataset.name, i.context, str(i.dataset.num_rows or ""), i.dataset.digest[:12]
             )
-        console.print(table)
+        console.print(table, markup=False)
 
 
 @app.command("compare")
@@ -119,6 +121,6 @@ def compare(
                 continue
             style = "bold" if row.differs else "dim"
             table.add_row(row.label, *(fmt_value(x) for x in row.values), style=style)
-        console.print(table)
+        console.print(table, markup=False)
 
     run_command(go)

@@ -220,7 +220,14 @@ class Client:
         timestamp: int | None = None,
     ) -> None:
         """Buffer one metric point (validated now, written in bulk)."""
-        self.log_metrics(run_id, {key: value}, step=step, timestamp=timestamp)
+        point = Metric(
+            v.check_key(key, "metric"),
+            v.check_metric_value(key, value),
+            now_ms() if timestamp is None else v.check_int("timestamp", timestamp),
+            0 if step is None else v.check_int("step", step),
+        )
+        self._check_writable(run_id)
+        self._buffer.add(run_id, (point,))
 
     def log_metrics(
         self,
