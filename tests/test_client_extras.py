@@ -120,3 +120,26 @@ def test_blob_altered_on_disk_is_detected_on_read(client: Client, tmp_path: Path
     with pytest.raises(DataCorrupted):
         client.download_artifacts(run.run_id, "model.txt", tmp_path / "dl")
     assert not (tmp_path / "dl" / "model.txt").exists()
+
+
+def test_remote_artifact_store_through_fsspec(db_url: str, tmp_path: Path) -> None:
+    import uuid
+
+    import fsspec
+
+    root = f"memory://modelloop-{uuid.uuid4().hex}"
+    settings = Settings(
+        tracking_uri=db_url, artifacts_uri=root, capture_git=False, capture_environment=False
+    )
+    client = Client(settings=settings)
+    run = client.create_run()
+    client.log_text(run.run_id, "remote bytes", "dir/file.txt")
+    client.log_text(run.run_id, "remote bytes", "dir/same.txt")
+    with client.open_artifact(run.run_id, "dir/file.txt") as fh:
+        assert fh.read() == b"remote bytes"
+    out = client.download_artifacts(run.run_id, "dir", tmp_path / "dl")
+    assert (out / "same.txt").read_text() == "remote bytes"
+    fs = fsspec.filesystem("memory")
+    assert len(fs.find(root + "/blobs")) == 1  # stored once
+    fs.rm(root, recursive=True)
+    client.close()

@@ -54,14 +54,21 @@ def test_experiment_lifecycle(client: Client) -> None:
     with pytest.raises(NotFound):
         client.get_experiment_by_name("churn")
 
+    kept = client.create_run(eid, name="kept")
+    alone = client.create_run(eid, name="deleted-alone")
+    client.delete_run(alone.run_id)
     client.delete_experiment(eid)
     assert client.get_experiment(eid).lifecycle_stage is LifecycleStage.DELETED
+    assert client.get_run(kept.run_id).lifecycle_stage is LifecycleStage.DELETED
+    assert client.search_runs([eid]).items == []
     assert "churn-v2" not in [e.name for e in client.list_experiments()]
     assert [e.name for e in client.list_experiments(ViewType.DELETED_ONLY)] == ["churn-v2"]
     with pytest.raises(InvalidArgument, match="deleted"):
         client.create_run(eid)
     client.restore_experiment(eid)
     assert client.get_experiment(eid).lifecycle_stage is LifecycleStage.ACTIVE
+    assert [r.name for r in client.search_runs([eid])] == ["kept"]
+    assert client.get_run(alone.run_id).lifecycle_stage is LifecycleStage.DELETED
 
 
 def test_experiment_errors(client: Client) -> None:

@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 from modelloop.entities import Experiment, LifecycleStage, ViewType
 from modelloop.errors import AlreadyExists, InvalidArgument, NotFound
 from modelloop.store._util import now_ms, upsert
-from modelloop.store.schema import experiment_tags, experiments
+from modelloop.store.schema import experiment_tags, experiments, runs
 
 
 def parse_id(experiment_id: str | int) -> int:
@@ -123,12 +123,35 @@ def rename(conn: Connection, experiment_id: str | int, new_name: str) -> None:
 
 
 def set_stage(conn: Connection, experiment_id: str | int, stage: LifecycleStage) -> Experiment:
-    """Soft-delete or restore an experiment; returns it as it was before."""
+    """Soft-delete an experiment with its active runs, or restore it with the runs that
+    were deleted together with it (runs deleted on their own stay deleted).
+    Returns the experiment as it was before."""
     exp = get(conn, experiment_id)
+    if exp.lifecycle_stage is stage:
+        return exp
+    eid = int(exp.experiment_id)
+    now = now_ms()
+    if stage is LifecycleStage.DELETED:
+        conn.execute(
+            update(runs)
+            .where(runs.c.experiment_id == eid, runs.c.lifecycle_stage == LifecycleStage.ACTIVE)
+            .values(lifecycle_stage=LifecycleStage.DELETED.value, deleted_time=now)
+        )
+    else:
+        # The deletion stamped the experiment and its runs with the same time.
+        conn.execute(
+            update(runs)
+            .where(
+                runs.c.experiment_id == eid,
+                runs.c.lifecycle_stage == LifecycleStage.DELETED,
+                runs.c.deleted_time == exp.last_update_time,
+            )
+            .values(lifecycle_stage=LifecycleStage.ACTIVE.value, deleted_time=None)
+        )
     conn.execute(
         update(experiments)
-        .where(experiments.c.experiment_id == int(exp.experiment_id))
-        .values(lifecycle_stage=stage.value, last_update_time=now_ms())
+        .where(experiments.c.experiment_id == eid)
+        .values(lifecycle_stage=stage.value, last_update_time=now)
     )
     return exp
 
