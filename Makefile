@@ -30,6 +30,7 @@ bench: $(STAMP)
 
 docs: $(STAMP)
 	$(BIN)/python -m modelloop.cli.docgen > docs/cli.md
+	$(BIN)/python -m modelloop.cli.docgen --settings > docs/settings.md
 
 clean:
 	rm -rf $(VENV) .modelloop .pytest_cache .mypy_cache .ruff_cache

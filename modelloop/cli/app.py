@@ -31,6 +31,7 @@ def _root(
     ] = None,
 ) -> None:
     ctx.obj = CliState(tracking_uri=tracking_uri)
+    ctx.call_on_close(ctx.obj.close)
 
 
 app.add_typer(experiments.app, name="experiments")

@@ -26,14 +26,22 @@ class CliState:
     """What the root callback parsed, handed to each command through ``ctx.obj``."""
 
     tracking_uri: str | None = None
+    clients: list[Client] = dataclasses.field(default_factory=list)
 
     def settings(self) -> Settings:
         """Settings with the command-line override applied."""
         return load_settings(tracking_uri=self.tracking_uri)
 
     def client(self) -> Client:
-        """A client for the chosen tracking URI."""
-        return Client(settings=self.settings())
+        """A client for the chosen tracking URI (closed when the command ends)."""
+        client = Client(settings=self.settings())
+        self.clients.append(client)
+        return client
+
+    def close(self) -> None:
+        """Flush and close every client this invocation opened."""
+        while self.clients:
+            self.clients.pop().close()
 
 
 def state(ctx: typer.Context) -> CliState:

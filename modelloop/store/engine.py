@@ -158,6 +158,11 @@ class Database:
                 if self.dialect == "postgresql":
                     conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _PG_LOCK_ID})
                 before = self.current_revision(conn)
+                if before is not None and before != SCHEMA_HEAD:
+                    from modelloop.store.migrate import known_revisions
+
+                    if before not in known_revisions():
+                        raise SchemaOutdated(_outdated_message(before))
                 _run_upgrade(conn)
                 return before, SCHEMA_HEAD
 
@@ -188,7 +193,8 @@ def _outdated_message(revision: str) -> str:
         )
     return (
         f"the metadata database is at schema {revision}, unknown to this modelloop "
-        f"(needs {SCHEMA_HEAD}); it was written by a newer modelloop: upgrade modelloop"
+        f"(needs {SCHEMA_HEAD}): it was written by a newer modelloop (upgrade modelloop) "
+        "or it is not a modelloop database"
     )
 
 
