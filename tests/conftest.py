@@ -1,26 +1,42 @@
-"""Shared fixtures: a real SQLite file per test, and the same tests on PostgreSQL.
+"""Shared fixtures: a real SQLite file per test, the same tests on PostgreSQL, and
+the same tests again through a real HTTP server.
 
-Set ``MODELLOOP_TEST_DB_URL`` (CI does) to run every ``store_url``-parametrised
+Set ``MODELLOOP_TEST_DB_URL`` (CI does) to run every ``db_url``-parametrised
 test on PostgreSQL too: each test gets a fresh database cloned from a migrated
 template, dropped afterwards.
+
+``settings`` (and so ``client`` and ``fluent``) is parametrised over the
+transport: ``local`` uses the store in process; ``http`` serves the same store
+with ``create_app`` on a real uvicorn server and points the client at it. One
+uvicorn runs for the whole session on a free loopback port; each test's app is
+mounted under its own path prefix (``/s/<id>``), so a test costs an app, not a
+server start.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import uvicorn
 from sqlalchemy import create_engine, text
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from modelloop.backends import open_backend
+from modelloop.server import create_app
 from modelloop.settings import Settings
 from modelloop.store import Database, normalize_db_url
 from modelloop.tracking.client import Client
 
 PG_URL = os.environ.get("MODELLOOP_TEST_DB_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
+TRANSPORTS = ["local", "http"]
 
 
 class PgDatabases:
@@ -83,20 +99,109 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     dbs.drop(url)
 
 
+class LiveServer:
+    """A real uvicorn on a free loopback port, in a thread, serving many apps: each
+    under its own prefix ``/s/<id>`` (the app sees it as its ``root_path``, as behind
+    a reverse proxy)."""
+
+    def __init__(self) -> None:
+        self.apps: dict[str, ASGIApp] = {}
+        config = uvicorn.Config(
+            self._dispatch,
+            host="127.0.0.1",
+            port=0,
+            interface="asgi3",
+            lifespan="off",
+            ws="none",
+            log_level="warning",
+            access_log=False,
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="live-server", daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.002)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        parts = scope["path"].split("/", 3)
+        app = self.apps.get(parts[2]) if len(parts) > 2 and parts[1] == "s" else None
+        if app is None:
+            await send({"type": "http.response.start", "status": 404, "headers": []})
+            await send({"type": "http.response.body", "body": b"no such test app"})
+            return
+        root = scope.get("root_path", "") + f"/s/{parts[2]}"
+        await app({**scope, "root_path": root}, receive, send)
+
+    @contextlib.contextmanager
+    def mount(self, app: ASGIApp) -> Iterator[str]:
+        """Serve ``app`` under a fresh prefix; yields its base URL."""
+        key = uuid.uuid4().hex[:12]
+        self.apps[key] = app
+        try:
+            yield f"{self.url}/s/{key}"
+        finally:
+            del self.apps[key]
+
+    @contextlib.contextmanager
+    def serving(self, store: Settings) -> Iterator[str]:
+        """Serve ``create_app`` over the store ``store`` names; yields its base URL."""
+        backend = open_backend(store)
+        try:
+            with self.mount(create_app(store, backend)) as url:
+                yield url
+        finally:
+            backend.close()
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def live_server() -> Iterator[LiveServer]:
+    """One real HTTP server for the session; see :class:`LiveServer`."""
+    server = LiveServer()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def settings(db_url: str, tmp_path: Path) -> Settings:
-    """Settings for a fresh store; no git/environment capture unless a test asks."""
+def artifacts_dir(tmp_path: Path) -> Path:
+    """The folder of the test store's artifacts (blob store), whatever the transport."""
+    return tmp_path / "artifacts"
+
+
+@pytest.fixture
+def store_settings(db_url: str, artifacts_dir: Path) -> Settings:
+    """Settings naming a fresh local store; no git/environment capture unless asked."""
     return Settings(
         tracking_uri=db_url,
-        artifacts_uri=str(tmp_path / "artifacts"),
+        artifacts_uri=str(artifacts_dir),
         capture_git=False,
         capture_environment=False,
     )
 
 
+@pytest.fixture(params=TRANSPORTS)
+def settings(request: pytest.FixtureRequest, store_settings: Settings) -> Iterator[Settings]:
+    """Client settings for a fresh store: in process (``local``), or through a real
+    server over that store (``http``)."""
+    if request.param == "local":
+        yield store_settings
+        return
+    server: LiveServer = request.getfixturevalue("live_server")
+    with server.serving(store_settings) as url:
+        yield store_settings.replace(tracking_uri=url, artifacts_uri="")
+
+
 @pytest.fixture
 def client(settings: Settings) -> Iterator[Client]:
-    """A tracking client on a fresh store (SQLite and PostgreSQL)."""
+    """A tracking client on a fresh store (SQLite and PostgreSQL; local and over HTTP)."""
     c = Client(settings=settings)
     yield c
     c.close()

@@ -80,17 +80,15 @@ def test_buffer_writes_when_full(settings: Settings) -> None:
     client.close()
 
 
-def test_gc_removes_only_unreferenced_old_blobs(client: Client) -> None:
+def test_gc_removes_only_unreferenced_old_blobs(client: Client, artifacts_dir: Path) -> None:
     run = client.create_run()
     kept = client.log_text(run.run_id, "keep me", "a.txt")
-    blobs = open_blob_store(client.settings.artifacts_uri)
+    blobs = open_blob_store(str(artifacts_dir))
     orphan = blobs.put_bytes(b"nobody refers to me")
     young_orphan = blobs.put_bytes(b"just written, record not committed yet")
     old = time.time() - 7200
     for digest in (orphan.digest, kept.digest):
-        os.utime(
-            Path(client.settings.artifacts_uri) / "blobs" / digest[:2] / digest[2:], (old, old)
-        )
+        os.utime(artifacts_dir / "blobs" / digest[:2] / digest[2:], (old, old))
 
     report = client.gc(dry_run=True, grace_seconds=3600)
     assert report.unreferenced == (orphan.digest,)
@@ -106,11 +104,13 @@ def test_gc_removes_only_unreferenced_old_blobs(client: Client) -> None:
         assert fh.read() == b"keep me"
 
 
-def test_blob_altered_on_disk_is_detected_on_read(client: Client, tmp_path: Path) -> None:
+def test_blob_altered_on_disk_is_detected_on_read(
+    client: Client, artifacts_dir: Path, tmp_path: Path
+) -> None:
     run = client.create_run()
     info = client.log_text(run.run_id, "the true content", "model.txt")
     assert info.digest is not None
-    blob = Path(client.settings.artifacts_uri) / "blobs" / info.digest[:2] / info.digest[2:]
+    blob = artifacts_dir / "blobs" / info.digest[:2] / info.digest[2:]
     blob.write_bytes(b"the evil content")
     with (
         pytest.raises(DataCorrupted, match=info.digest),

@@ -50,10 +50,11 @@ def copy_hashing(src: BinaryIO, dst: BinaryIO) -> BlobRef:
 class _VerifyingRaw(io.RawIOBase):
     """Reads ``raw`` while hashing it; at end of stream the hash must equal ``digest``."""
 
-    def __init__(self, raw: BinaryIO, digest: str) -> None:
+    def __init__(self, raw: BinaryIO, digest: str, where: str) -> None:
         super().__init__()
         self._raw = raw
         self._digest = digest
+        self._where = where
         self._sha = hashlib.sha256()
         self._size = 0
 
@@ -84,7 +85,7 @@ class _VerifyingRaw(io.RawIOBase):
         actual = self._sha.hexdigest()
         if actual != self._digest:
             raise DataCorrupted(
-                f"blob {self._digest}: the content on disk no longer matches its digest "
+                f"blob {self._digest}: the content {self._where} no longer matches its digest "
                 f"({self._size} bytes read, hashing to {actual})",
                 digest=self._digest,
                 actual_digest=actual,
@@ -98,11 +99,12 @@ class _VerifyingRaw(io.RawIOBase):
             super().close()
 
 
-def verifying_reader(raw: BinaryIO, digest: str) -> BinaryIO:
+def verifying_reader(raw: BinaryIO, digest: str, where: str = "on disk") -> BinaryIO:
     """Wrap ``raw`` (positioned at the start of a blob) in a reader that raises
     DataCorrupted at end of stream unless the bytes read hash to ``digest``.
-    Owns ``raw``: closing the reader closes it."""
-    return io.BufferedReader(_VerifyingRaw(raw, check_digest(digest)), CHUNK_SIZE)
+    ``where`` says in the error where the bytes came from. Owns ``raw``: closing
+    the reader closes it."""
+    return io.BufferedReader(_VerifyingRaw(raw, check_digest(digest), where), CHUNK_SIZE)
 
 
 def write_verified_file(reader: BinaryIO, dest: str | Path) -> None:

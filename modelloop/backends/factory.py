@@ -50,12 +50,14 @@ def resolve_stores(tracking_uri: str, artifacts_uri: str = "") -> tuple[str, str
 
 
 def open_backend(settings: Settings) -> Backend:
-    """The backend for ``settings.tracking_uri``."""
+    """The backend for ``settings.tracking_uri``: an :class:`HttpBackend` for an
+    ``http(s)://`` server (sending ``settings.http_token``), else a LocalBackend."""
     uri = settings.tracking_uri
     if uri.startswith(("http://", "https://")):
-        raise InvalidArgument(
-            f"tracking URI {uri!r}: the HTTP backend is not available in this version yet"
-        )
+        # Imported here: httpx and pydantic are not needed by a local store.
+        from modelloop.backends.http import HttpBackend
+
+        return HttpBackend(uri, token=settings.http_token or None)
     db_url, art_uri = resolve_stores(uri, settings.artifacts_uri)
     db = Database(db_url, busy_timeout=settings.sqlite_busy_timeout)
     return LocalBackend(db, open_blob_store(art_uri))

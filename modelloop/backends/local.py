@@ -131,7 +131,7 @@ class LocalBackend:
         if parent_run_id is not None:
             runs.check_run_id(parent_run_id)
         run_id = uuid.uuid4().hex
-        owner = user or _current_user()
+        owner = user or current_user()
 
         def create(conn: Connection) -> Run:
             exp = experiments.get(conn, eid)
@@ -380,7 +380,9 @@ def _status(status: RunStatus | str) -> RunStatus:
         raise InvalidArgument(f"invalid run status {status!r}; one of {allowed}") from None
 
 
-def _current_user() -> str:
+def current_user() -> str:
+    """The OS user running this process (``"unknown"`` if there is none), the default
+    owner of a new run."""
     try:
         return getpass.getuser()
     except (KeyError, OSError):

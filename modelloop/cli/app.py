@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from modelloop.cli import db, experiments, maintenance, runs
+from modelloop.cli import db, experiments, maintenance, runs, server
 from modelloop.cli.context import CliState
 
 app = typer.Typer(
@@ -40,6 +40,7 @@ app.add_typer(db.app, name="db")
 app.command("gc")(maintenance.gc)
 app.command("demo")(maintenance.demo)
 app.command("version")(maintenance.version)
+app.command("server")(server.server)
 
 
 def main() -> None:

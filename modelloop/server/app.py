@@ -1,0 +1,64 @@
+"""The app factory: ``create_app(settings)`` builds one server over one backend."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from modelloop import __version__
+from modelloop.backends.base import Backend
+from modelloop.backends.factory import open_backend
+from modelloop.server.errors import install_error_handlers
+from modelloop.server.routes import artifacts, experiments, maintenance, runs
+from modelloop.settings import Settings, load_settings
+
+__all__ = ["API_PREFIX", "create_app", "create_app_from_environment"]
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings, backend: Backend | None = None) -> FastAPI:
+    """A FastAPI app serving the native REST API under ``/api/v1`` and ``GET /health``.
+
+    Without ``backend`` the app opens the store named by ``settings`` now (so a
+    missing or outdated database fails at startup) and closes it at shutdown; a
+    given ``backend`` stays the caller's to close. Each app has its own backend on
+    ``app.state``: there is no module-level state.
+    """
+    owned = backend is None
+    store = open_backend(settings) if backend is None else backend
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if owned:
+                store.close()
+
+    app = FastAPI(
+        title="modelloop",
+        version=__version__,
+        summary="Tracking server: experiments, runs, metrics, artifacts.",
+        lifespan=lifespan,
+        redirect_slashes=False,  # an API answers the URL it was given, never a redirect
+        # Swagger UI and ReDoc load from a CDN; the UI must work offline. The schema
+        # itself is served at /openapi.json.
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.backend = store
+    install_error_handlers(app)
+    for module in (experiments, runs, artifacts, maintenance):
+        app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(maintenance.health_router)
+    return app
+
+
+def create_app_from_environment() -> FastAPI:
+    """``create_app(load_settings())``: the factory uvicorn's worker processes import
+    by name when ``modelloop server --workers N`` runs several of them."""
+    return create_app(load_settings())

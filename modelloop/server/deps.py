@@ -1,0 +1,25 @@
+"""Dependencies shared by the routes: the backend of the app serving the request.
+
+Routes take the backend through ``BackendDep`` rather than a global, so each app
+from :func:`~modelloop.server.app.create_app` serves its own store. Authentication
+will hang off the same seam.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from modelloop.backends.base import Backend
+
+__all__ = ["BackendDep", "get_backend"]
+
+
+def get_backend(request: Request) -> Backend:
+    """The backend stored on the app by ``create_app``."""
+    backend: Backend = request.app.state.backend
+    return backend
+
+
+BackendDep = Annotated[Backend, Depends(get_backend)]
