@@ -18,6 +18,7 @@ MAX_EXPERIMENT_NAME_LENGTH = 256
 MAX_RUN_NAME_LENGTH = 250
 MAX_ARTIFACT_PATH_LENGTH = 1000
 MAX_CONTEXT_LENGTH = 64
+MAX_USER_LENGTH = 256
 
 _KEY_RE = re.compile(r"^[/\w.\- :]*$")
 
@@ -88,7 +89,7 @@ def param_value(key: str, value: Any) -> str:
     if value is None:
         raise InvalidArgument(f"param {key!r} value must not be None", key=key)
     text = value if isinstance(value, str) else str(value)
-    return text[:MAX_PARAM_VALUE_LENGTH]
+    return _no_nul(text, f"param {key!r} value")[:MAX_PARAM_VALUE_LENGTH]
 
 
 def tag_value(key: str, value: Any) -> str:
@@ -96,7 +97,7 @@ def tag_value(key: str, value: Any) -> str:
     if value is None:
         raise InvalidArgument(f"tag {key!r} value must not be None", key=key)
     text = value if isinstance(value, str) else str(value)
-    return text[:MAX_TAG_VALUE_LENGTH]
+    return _no_nul(text, f"tag {key!r} value")[:MAX_TAG_VALUE_LENGTH]
 
 
 def check_name(value: Any, what: str, max_length: int) -> str:
@@ -105,7 +106,14 @@ def check_name(value: Any, what: str, max_length: int) -> str:
         raise InvalidArgument(f"{what} must be a non-empty string, got {value!r:.60}")
     if len(value) > max_length:
         raise InvalidArgument(f"{what} exceeds the maximum length of {max_length}")
-    return value
+    return _no_nul(value, what)
+
+
+def _no_nul(text: str, what: str) -> str:
+    # PostgreSQL text cannot hold NUL; refuse it everywhere so both stores agree.
+    if "\x00" in text:
+        raise InvalidArgument(f"{what} must not contain NUL characters")
+    return text
 
 
 def check_artifact_path(path: Any) -> str:

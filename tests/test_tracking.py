@@ -381,3 +381,13 @@ def test_search_runs_filter_order_paging_and_pandas(client: Client) -> None:
         client.search_runs([eid], "metrics.acc >> 1")
     with pytest.raises(NotFound, match="nope"):
         client.search_runs(["nope"])
+
+
+def test_nul_characters_are_refused_on_every_store(client: Client) -> None:
+    with pytest.raises(InvalidArgument, match="NUL"):
+        client.create_experiment("a\x00b")
+    run = client.create_run()
+    with pytest.raises(InvalidArgument, match="NUL"):
+        client.log_param(run.run_id, "p", "x\x00y")
+    with pytest.raises(InvalidArgument, match="NUL"):
+        client.set_tag(run.run_id, "t", "x\x00y")

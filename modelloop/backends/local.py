@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import getpass
-import time
 import uuid
-from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import BinaryIO, TypeVar
+from collections.abc import Sequence
 
 from sqlalchemy import Connection
 
 from modelloop import validation as v
-from modelloop.artifacts import BlobStore
-from modelloop.backends.base import GcReport
+from modelloop.backends.local_artifacts import LocalArtifacts
 from modelloop.entities import (
-    ArtifactInfo,
     DatasetInput,
     Experiment,
     LifecycleStage,
@@ -26,12 +21,10 @@ from modelloop.entities import (
     RunStatus,
     ViewType,
 )
-from modelloop.errors import Conflict, InvalidArgument, NotFound
-from modelloop.store import Database, artifact_index, experiments, run_data, runs
+from modelloop.errors import Conflict, InvalidArgument
+from modelloop.store import experiments, run_data, runs
 from modelloop.store._util import now_ms
 from modelloop.store.search import search_run_ids
-
-T = TypeVar("T")
 
 __all__ = ["LocalBackend"]
 
@@ -40,33 +33,13 @@ def _default_run_name() -> str:
     return f"run-{uuid.uuid4().hex[:8]}"
 
 
-class LocalBackend:
+class LocalBackend(LocalArtifacts):
     """Implements :class:`~modelloop.backends.Backend` in this process.
 
     Each method is one transaction: it validates its input, then writes and
-    commits, or raises a typed error and leaves nothing behind.
+    commits, or raises a typed error and leaves nothing behind. The artifact and
+    maintenance operations live in :class:`~modelloop.backends.local_artifacts.LocalArtifacts`.
     """
-
-    def __init__(self, db: Database, blobs: BlobStore) -> None:
-        self.db = db
-        self.blobs = blobs
-
-    def __repr__(self) -> str:
-        return f"LocalBackend(db={self.db.url!r}, artifacts={self.blobs.uri!r})"
-
-    def _write(self, fn: Callable[[Connection], T]) -> T:
-        def run() -> T:
-            with self.db.write() as conn:
-                return fn(conn)
-
-        return self.db.retrying(run)
-
-    def _read(self, fn: Callable[[Connection], T]) -> T:
-        def run() -> T:
-            with self.db.read() as conn:
-                return fn(conn)
-
-        return self.db.retrying(run)
 
     # experiments -------------------------------------------------------------
 
@@ -131,7 +104,7 @@ class LocalBackend:
         if parent_run_id is not None:
             runs.check_run_id(parent_run_id)
         run_id = uuid.uuid4().hex
-        owner = user or current_user()
+        owner = v.check_name(user, "user", v.MAX_USER_LENGTH) if user else current_user()
 
         def create(conn: Connection) -> Run:
             exp = experiments.get(conn, eid)
@@ -192,9 +165,12 @@ class LocalBackend:
         metrics: Sequence[Metric] = (),
         params: Sequence[Param] = (),
         tags: dict[str, str] | None = None,
+        *,
+        allow_ended: bool = False,
     ) -> None:
         """Record metrics, params and tags atomically. Params and metrics need a run
-        that has not ended; tags may be set on an ended run."""
+        that has not ended unless ``allow_ended`` (MLflow's semantics: only a deleted
+        run refuses data); tags may always be set on an ended run."""
         runs.check_run_id(run_id)
         points = [_check_metric(m) for m in metrics]
         param_values: dict[str, str] = {}
@@ -205,7 +181,8 @@ class LocalBackend:
         clean_tags = self._tags(tags)
 
         def write(conn: Connection) -> None:
-            runs.require_writable(conn, run_id, allow_ended=not points and not param_values)
+            ended_ok = allow_ended or (not points and not param_values)
+            runs.require_writable(conn, run_id, allow_ended=ended_ok)
             run_data.log_params(conn, run_id, param_values)
             run_data.set_tags(conn, run_id, clean_tags)
             run_data.log_metrics(conn, run_id, points)
@@ -232,6 +209,12 @@ class LocalBackend:
 
         return self._read(read)
 
+    def latest_metrics(self, run_ids: Sequence[str]) -> dict[str, list[Metric]]:
+        """The latest point (highest step, then timestamp) of each metric of each run,
+        with its step and timestamp (``Run.metrics`` holds only the values)."""
+        ids = [runs.check_run_id(r) for r in run_ids]
+        return self._read(lambda c: run_data.latest_points(c, ids))
+
     def search_runs(
         self,
         experiment_ids: Sequence[str],
@@ -257,105 +240,25 @@ class LocalBackend:
 
         return self._read(read)
 
-    def log_inputs(self, run_id: str, inputs: Sequence[DatasetInput]) -> None:
-        """Record datasets a run used (each dataset stored once per digest)."""
+    def log_inputs(
+        self, run_id: str, inputs: Sequence[DatasetInput], *, allow_ended: bool = False
+    ) -> None:
+        """Record datasets a run used (each dataset stored once per digest); an ended run
+        refuses them unless ``allow_ended``."""
         runs.check_run_id(run_id)
         for item in inputs:
             v.check_name(item.context, "dataset context", v.MAX_CONTEXT_LENGTH)
             v.check_name(item.dataset.name, "dataset name", 500)
+            v.check_name(item.dataset.digest, "dataset digest", 64)
+            if len(item.dataset.source_type) > 32:
+                raise InvalidArgument("dataset source type exceeds the maximum length of 32")
 
         def write(conn: Connection) -> None:
-            runs.require_writable(conn, run_id)
+            runs.require_writable(conn, run_id, allow_ended=allow_ended)
             for item in inputs:
                 run_data.log_input(conn, run_id, item.dataset, item.context)
 
         self._write(write)
-
-    # artifacts ---------------------------------------------------------------
-
-    def upload_artifact(self, run_id: str, path: str, stream: BinaryIO) -> ArtifactInfo:
-        """Store one artifact file: the blob first, then its record (so a recorded
-        artifact always has its content)."""
-        clean = v.check_artifact_path(path)
-        self._read(lambda c: runs.require_writable(c, run_id))
-        ref = self.blobs.put_stream(stream)
-
-        def write(conn: Connection) -> None:
-            runs.require_writable(conn, run_id)
-            artifact_index.put(conn, run_id, clean, ref.digest, ref.size)
-
-        self._write(write)
-        return ArtifactInfo(path=clean, is_dir=False, size=ref.size, digest=ref.digest)
-
-    def list_artifacts(self, run_id: str, path: str | None = None) -> list[ArtifactInfo]:
-        """Direct children of a folder in a run's artifact tree."""
-        prefix = None if path in (None, "", "/") else v.check_artifact_path(path)
-
-        def read(conn: Connection) -> list[ArtifactInfo]:
-            runs.get_row(conn, run_id)
-            return artifact_index.list_dir(conn, run_id, prefix)
-
-        return self._read(read)
-
-    def open_artifact(self, run_id: str, path: str) -> BinaryIO:
-        """A reader that verifies the content against its digest."""
-        clean = v.check_artifact_path(path)
-
-        def read(conn: Connection) -> ArtifactInfo:
-            runs.get_row(conn, run_id)
-            return artifact_index.get(conn, run_id, clean)
-
-        info = self._read(read)
-        assert info.digest is not None
-        return self.blobs.open(info.digest)
-
-    def download_artifacts(self, run_id: str, path: str | None, dest: Path) -> Path:
-        """Copy a file or a folder of artifacts under ``dest`` (verified, atomic per file)."""
-        prefix = None if path in (None, "", "/") else v.check_artifact_path(path)
-
-        def read(conn: Connection) -> list[ArtifactInfo]:
-            runs.get_row(conn, run_id)
-            return artifact_index.files_under(conn, run_id, prefix)
-
-        files = self._read(read)
-        if not files:
-            raise NotFound(f"run {run_id} has no artifact {prefix or '(root)'!r}")
-        dest = Path(dest)
-        for f in files:
-            assert f.digest is not None
-            self.blobs.copy_to(f.digest, dest / f.path)
-        return dest / prefix if prefix else dest
-
-    # maintenance -------------------------------------------------------------
-
-    def gc(self, dry_run: bool = True, grace_seconds: int | None = None) -> GcReport:
-        """Blobs that no record refers to; removed unless ``dry_run``. Blobs younger
-        than ``grace_seconds`` are kept: their record may not be committed yet."""
-        grace = 3600 if grace_seconds is None else grace_seconds
-        live = self._read(artifact_index.referenced_digests)
-        cutoff = time.time() - grace
-        dead: list[str] = []
-        size = 0
-        young = 0
-        for blob in self.blobs.iter_blobs():
-            if blob.digest in live:
-                continue
-            if blob.mtime > cutoff:
-                young += 1
-                continue
-            dead.append(blob.digest)
-            size += blob.size
-        if not dry_run:
-            # Re-check against records committed since the first look.
-            live = self._read(artifact_index.referenced_digests)
-            dead = [d for d in dead if d not in live]
-            for digest in dead:
-                self.blobs.delete(digest)
-        return GcReport(tuple(sorted(dead)), size, not dry_run, young)
-
-    def close(self) -> None:
-        """Release pooled database connections."""
-        self.db.dispose()
 
     # helpers -----------------------------------------------------------------
 
@@ -369,7 +272,11 @@ class LocalBackend:
 def _check_metric(m: Metric) -> Metric:
     key = v.check_key(m.key, "metric")
     value = v.check_metric_value(key, m.value)
-    return Metric(key, value, v.check_int("timestamp", m.timestamp), v.check_int("step", m.step))
+    timestamp = v.check_int("timestamp", m.timestamp)
+    step = v.check_int("step", m.step)
+    if key is m.key and value is m.value and timestamp is m.timestamp and step is m.step:
+        return m  # already clean (the client validated it): no copy
+    return Metric(key, value, timestamp, step)
 
 
 def _status(status: RunStatus | str) -> RunStatus:

@@ -11,6 +11,7 @@ from modelloop import __version__
 from modelloop.backends.base import Backend
 from modelloop.backends.factory import open_backend
 from modelloop.server.errors import install_error_handlers
+from modelloop.server.mlflow import install_mlflow_api
 from modelloop.server.routes import artifacts, experiments, maintenance, runs
 from modelloop.settings import Settings, load_settings
 
@@ -20,7 +21,8 @@ API_PREFIX = "/api/v1"
 
 
 def create_app(settings: Settings, backend: Backend | None = None) -> FastAPI:
-    """A FastAPI app serving the native REST API under ``/api/v1`` and ``GET /health``.
+    """A FastAPI app serving the native REST API under ``/api/v1``, ``GET /health``, and
+    MLflow's REST API under ``/api/2.0/mlflow...`` (:mod:`modelloop.server.mlflow`).
 
     Without ``backend`` the app opens the store named by ``settings`` now (so a
     missing or outdated database fails at startup) and closes it at shutdown; a
@@ -55,6 +57,7 @@ def create_app(settings: Settings, backend: Backend | None = None) -> FastAPI:
     for module in (experiments, runs, artifacts, maintenance):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(maintenance.health_router)
+    install_mlflow_api(app)
     return app
 
 

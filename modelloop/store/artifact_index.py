@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, select, union
+from sqlalchemy import ColumnElement, Connection, delete, select, union
 
 from modelloop.entities import ArtifactInfo
 from modelloop.errors import NotFound
@@ -40,21 +40,30 @@ def get(conn: Connection, run_id: str, path: str) -> ArtifactInfo:
     return ArtifactInfo(path=path, is_dir=False, size=row.size, digest=row.digest)
 
 
+def _under(run_id: str, prefix: str | None) -> ColumnElement[bool]:
+    cond = run_artifacts.c.run_id == run_id
+    if prefix:
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        cond &= (run_artifacts.c.path == prefix) | run_artifacts.c.path.like(
+            escaped + "/%", escape="\\"
+        )
+    return cond
+
+
 def files_under(conn: Connection, run_id: str, prefix: str | None) -> list[ArtifactInfo]:
     """Every file at or below ``prefix`` (the whole tree when None), sorted by path."""
     q = select(run_artifacts.c.path, run_artifacts.c.digest, run_artifacts.c.size).where(
-        run_artifacts.c.run_id == run_id
+        _under(run_id, prefix)
     )
-    if prefix:
-        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        q = q.where(
-            (run_artifacts.c.path == prefix)
-            | run_artifacts.c.path.like(escaped + "/%", escape="\\")
-        )
     return [
         ArtifactInfo(path=r.path, is_dir=False, size=r.size, digest=r.digest)
         for r in conn.execute(q.order_by(run_artifacts.c.path))
     ]
+
+
+def remove(conn: Connection, run_id: str, prefix: str | None) -> int:
+    """Remove the records of every file at or below ``prefix``; returns how many."""
+    return conn.execute(delete(run_artifacts).where(_under(run_id, prefix))).rowcount
 
 
 def list_dir(conn: Connection, run_id: str, prefix: str | None) -> list[ArtifactInfo]:

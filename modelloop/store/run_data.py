@@ -129,6 +129,19 @@ def metric_history(conn: Connection, run_id: str, key: str) -> list[Metric]:
     ]
 
 
+def latest_points(conn: Connection, run_ids: Sequence[str]) -> dict[str, list[Metric]]:
+    """The latest point of every metric of each run, by key (runs without metrics
+    map to an empty list)."""
+    out: dict[str, list[Metric]] = {r: [] for r in run_ids}
+    cols = latest_metrics.c
+    for ids in chunked(list(run_ids)):
+        q = select(cols.run_id, cols.key, cols.value, cols.step, cols.timestamp)
+        for r in conn.execute(q.where(cols.run_id.in_(ids)).order_by(cols.run_id, cols.key)):
+            value = math.nan if r.value is None else r.value
+            out[r.run_id].append(Metric(r.key, value, r.timestamp, r.step))
+    return out
+
+
 def metric_keys(conn: Connection, run_id: str) -> list[str]:
     """The metric names a run has logged."""
     q = select(latest_metrics.c.key).where(latest_metrics.c.run_id == run_id)

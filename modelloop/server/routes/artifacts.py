@@ -22,7 +22,7 @@ from modelloop.server.schemas import DIGEST_HEADER, ArtifactInfoModel, ArtifactL
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
-__all__ = ["SMALL_FILE", "DownloadAborted", "router"]
+__all__ = ["SMALL_FILE", "DownloadAborted", "download_artifact", "request_body", "router"]
 
 logger = logging.getLogger("modelloop.server")
 
@@ -80,6 +80,11 @@ class _RequestBody(io.RawIOBase):
         return n
 
 
+def request_body(request: Request) -> io.BufferedReader:
+    """The request body as a buffered blocking file for a worker thread, streamed."""
+    return io.BufferedReader(_RequestBody(request.stream()), CHUNK_SIZE)
+
+
 @router.put(
     "/{path:path}",
     operation_id="upload_artifact",
@@ -90,8 +95,7 @@ async def upload_artifact(
 ) -> ArtifactInfoModel:
     """Store the request body as one file of the run's artifacts (streamed to the blob
     store; an existing file at ``path`` is replaced)."""
-    body = io.BufferedReader(_RequestBody(request.stream()), CHUNK_SIZE)
-    info = await run_in_threadpool(backend.upload_artifact, run_id, path, body)
+    info = await run_in_threadpool(backend.upload_artifact, run_id, path, request_body(request))
     return ArtifactInfoModel.from_entity(info)
 
 

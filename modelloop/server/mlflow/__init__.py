@@ -1,0 +1,71 @@
+"""The MLflow-compatible REST API: the stock ``mlflow`` client works against
+``modelloop server`` with ``MLFLOW_TRACKING_URI=http://host:port``.
+
+One module per resource, each a router of :class:`~modelloop.server.mlflow.errors.MlflowRoute`
+routes (errors in MLflow's shape):
+
+- ``experiments``, ``runs``, ``metrics``, ``artifacts`` (``artifacts/list``) under
+  ``/api/2.0/mlflow`` (the tracking service);
+- ``artifacts.proxy_router`` under ``/api/2.0/mlflow-artifacts`` (the artifact proxy
+  behind ``mlflow-artifacts:`` URIs);
+- ``server-info`` under ``/api/3.0/mlflow``;
+- ``logged_models``: only the (empty) search the client runs when listing artifacts.
+
+Each is also served under ``/ajax-api/...``, the prefix MLflow's web UI uses. The
+model registry (``registered-models``, ``model-versions``) will be more modules
+added to :data:`TRACKING_ROUTERS`, and MLflow 3's logged models will grow in
+``logged_models`` (their files a case of the proxy's path mapping). These routes are not in
+the native API's OpenAPI schema: MLflow's documentation describes them.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import JSONResponse
+
+from modelloop.server.mlflow import artifacts, experiments, logged_models, metrics, runs
+from modelloop.server.mlflow.errors import MlflowRoute, install_endpoint_errors
+from modelloop.server.mlflow.wire import ok
+
+__all__ = ["TRACKING_ROUTERS", "install_mlflow_api"]
+
+#: The routers of MLflow's tracking service, mounted at ``/api/2.0/mlflow``.
+TRACKING_ROUTERS = (
+    experiments.router,
+    runs.router,
+    metrics.router,
+    artifacts.router,
+    logged_models.router,
+)
+
+_v3 = APIRouter(route_class=MlflowRoute)
+
+
+@_v3.get("/server-info")
+def server_info() -> JSONResponse:
+    """What MLflow 3 clients probe: no multipart or presigned artifact transfers, no
+    workspaces (so the client streams artifacts through the proxy)."""
+    return ok(
+        {
+            "store_type": "SqlStore",
+            "workspaces_enabled": False,
+            "trace_archival_enabled": False,
+            "multipart_uploads_enabled": False,
+            "multipart_downloads_enabled": False,
+            "presigned_upload_run_id_supported": False,
+            "presigned_upload_model_id_supported": False,
+            "features_enabled": {"gateway": False},
+        }
+    )
+
+
+def install_mlflow_api(app: FastAPI) -> None:
+    """Serve the MLflow-compatible API on ``app`` (after the native error handlers)."""
+    for base in ("/api", "/ajax-api"):
+        for router in TRACKING_ROUTERS:
+            app.include_router(router, prefix=f"{base}/2.0/mlflow", include_in_schema=False)
+        app.include_router(
+            artifacts.proxy_router, prefix=f"{base}/2.0/mlflow-artifacts", include_in_schema=False
+        )
+        app.include_router(_v3, prefix=f"{base}/3.0/mlflow", include_in_schema=False)
+    install_endpoint_errors(app)
