@@ -447,6 +447,12 @@ EXPECTED_ROUTES = {
     ("GET", "/api/v1/runs/{run_id}/artifacts/{path}"),
     ("POST", "/api/v1/gc"),
     ("GET", "/health"),
+    ("GET", "/api/v1/users"),
+    ("POST", "/api/v1/users"),
+    ("DELETE", "/api/v1/users/{name}"),
+    ("POST", "/api/v1/users/{name}/tokens"),
+    ("GET", "/api/v1/tokens"),
+    ("POST", "/api/v1/tokens/{token_id}/revoke"),
 }
 
 

@@ -50,7 +50,11 @@ class LocalBackend(LocalArtifacts):
         v.check_name(name, "experiment name", v.MAX_EXPERIMENT_NAME_LENGTH)
         clean_tags = self._tags(tags)
         return self._write(
-            lambda c: experiments.create(c, name, artifact_location or "", clean_tags)
+            lambda c: experiments.create(c, name, artifact_location or "", clean_tags),
+            "experiment.create",
+            "experiment",
+            lambda eid: eid,
+            {"name": name},
         )
 
     def get_experiment(self, experiment_id: str) -> Experiment:
@@ -68,22 +72,44 @@ class LocalBackend(LocalArtifacts):
     def rename_experiment(self, experiment_id: str, new_name: str) -> None:
         """Rename an experiment."""
         v.check_name(new_name, "experiment name", v.MAX_EXPERIMENT_NAME_LENGTH)
-        self._write(lambda c: experiments.rename(c, experiment_id, new_name))
+        self._write(
+            lambda c: experiments.rename(c, experiment_id, new_name),
+            "experiment.rename",
+            "experiment",
+            experiment_id,
+            {"name": new_name},
+        )
 
     def delete_experiment(self, experiment_id: str) -> None:
         """Soft-delete an experiment (its runs are hidden with it)."""
         if experiments.parse_id(experiment_id) == 0:
             raise InvalidArgument("the Default experiment (id 0) cannot be deleted")
-        self._write(lambda c: experiments.set_stage(c, experiment_id, LifecycleStage.DELETED))
+        self._write(
+            lambda c: experiments.set_stage(c, experiment_id, LifecycleStage.DELETED),
+            "experiment.delete",
+            "experiment",
+            experiment_id,
+        )
 
     def restore_experiment(self, experiment_id: str) -> None:
         """Undo a soft delete."""
-        self._write(lambda c: experiments.set_stage(c, experiment_id, LifecycleStage.ACTIVE))
+        self._write(
+            lambda c: experiments.set_stage(c, experiment_id, LifecycleStage.ACTIVE),
+            "experiment.restore",
+            "experiment",
+            experiment_id,
+        )
 
     def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None:
         """Set an experiment tag."""
         tags = self._tags({key: value})
-        self._write(lambda c: experiments.set_tags(c, experiment_id, tags))
+        self._write(
+            lambda c: experiments.set_tags(c, experiment_id, tags),
+            "experiment.set_tag",
+            "experiment",
+            experiment_id,
+            {"key": key},
+        )
 
     # runs --------------------------------------------------------------------
 
@@ -126,7 +152,7 @@ class LocalBackend(LocalArtifacts):
             run_data.set_tags(conn, run_id, clean_tags)
             return runs.get(conn, run_id)
 
-        return self._write(create)
+        return self._write(create, "run.create", "run", run_id, {"experiment_id": str(eid)})
 
     def get_run(self, run_id: str) -> Run:
         """A run with its params, latest metrics, tags and inputs."""
@@ -148,16 +174,24 @@ class LocalBackend(LocalArtifacts):
         self._write(
             lambda c: runs.set_status(
                 c, run_id, status=new_status, end_time=end, name=new_name, status_message=message
-            )
+            ),
+            "run.update",
+            "run",
+            run_id,
+            {"status": None if new_status is None else new_status.value, "name": new_name},
         )
 
     def delete_run(self, run_id: str) -> None:
         """Soft-delete a run."""
-        self._write(lambda c: runs.set_stage(c, run_id, LifecycleStage.DELETED))
+        self._write(
+            lambda c: runs.set_stage(c, run_id, LifecycleStage.DELETED), "run.delete", "run", run_id
+        )
 
     def restore_run(self, run_id: str) -> None:
         """Undo a soft delete."""
-        self._write(lambda c: runs.set_stage(c, run_id, LifecycleStage.ACTIVE))
+        self._write(
+            lambda c: runs.set_stage(c, run_id, LifecycleStage.ACTIVE), "run.restore", "run", run_id
+        )
 
     def log_batch(
         self,
@@ -187,7 +221,9 @@ class LocalBackend(LocalArtifacts):
             run_data.set_tags(conn, run_id, clean_tags)
             run_data.log_metrics(conn, run_id, points)
 
-        self._write(write)
+        # One audit row per batch, with counts: metric points never flood the log.
+        counts = {"metrics": len(points), "params": len(param_values), "tags": len(clean_tags)}
+        self._write(write, "run.log_batch", "run", run_id, counts)
 
     def delete_tag(self, run_id: str, key: str) -> None:
         """Remove a run tag."""
@@ -197,7 +233,7 @@ class LocalBackend(LocalArtifacts):
             runs.require_writable(conn, run_id, allow_ended=True)
             run_data.delete_tag(conn, run_id, key)
 
-        self._write(write)
+        self._write(write, "tag.delete", "run", run_id, {"key": key})
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         """Every point of one metric, by step."""
@@ -258,7 +294,8 @@ class LocalBackend(LocalArtifacts):
             for item in inputs:
                 run_data.log_input(conn, run_id, item.dataset, item.context)
 
-        self._write(write)
+        digests = sorted({item.dataset.digest for item in inputs})
+        self._write(write, "run.log_inputs", "run", run_id, {"datasets": digests})
 
     # helpers -----------------------------------------------------------------
 

@@ -10,7 +10,7 @@ import io
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 from sqlalchemy import Connection
 
@@ -19,7 +19,7 @@ from modelloop.artifacts import BlobStore
 from modelloop.backends.base import GcReport
 from modelloop.entities import ArtifactInfo
 from modelloop.errors import NotFound
-from modelloop.store import Database, artifact_index, runs
+from modelloop.store import Database, artifact_index, audit, runs
 
 T = TypeVar("T")
 
@@ -36,10 +36,24 @@ class LocalStoreBase:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(db={self.db.url!r}, artifacts={self.blobs.uri!r})"
 
-    def _write(self, fn: Callable[[Connection], T]) -> T:
+    def _write(
+        self,
+        fn: Callable[[Connection], T],
+        action: str,
+        object_type: str,
+        object_id: str | Callable[[T], str],
+        details: dict[str, Any] | None = None,
+    ) -> T:
+        """Run ``fn`` in one write transaction and append its audit row (``action`` on
+        ``object_type``/``object_id``, which may be computed from ``fn``'s result) in
+        the same transaction: the change and its record commit or roll back together."""
+
         def run() -> T:
             with self.db.write() as conn:
-                return fn(conn)
+                result = fn(conn)
+                oid = object_id(result) if callable(object_id) else object_id
+                audit.record(conn, action, object_type, oid, details)
+                return result
 
         return self.db.retrying(run)
 
@@ -77,7 +91,7 @@ class LocalArtifacts(LocalStoreBase):
             runs.require_writable(conn, run_id, allow_ended=allow_ended)
             artifact_index.put(conn, run_id, clean, ref.digest, ref.size)
 
-        self._write(write)
+        self._write(write, "artifact.upload", "run", run_id, {"path": clean, "size": ref.size})
         return ArtifactInfo(path=clean, is_dir=False, size=ref.size, digest=ref.digest)
 
     def list_artifacts(self, run_id: str, path: str | None = None) -> list[ArtifactInfo]:
@@ -129,7 +143,7 @@ class LocalArtifacts(LocalStoreBase):
             runs.require_writable(conn, run_id, allow_ended=True)
             return artifact_index.remove(conn, run_id, prefix)
 
-        return self._write(write)
+        return self._write(write, "artifact.delete", "run", run_id, {"path": prefix or ""})
 
     # maintenance -------------------------------------------------------------
 
@@ -156,4 +170,12 @@ class LocalArtifacts(LocalStoreBase):
             dead = [d for d in dead if d not in live]
             for digest in dead:
                 self.blobs.delete(digest)
+            # Blobs are not in the database: the audit row follows the deletion.
+            self._write(
+                lambda _: None,
+                "gc",
+                "artifacts",
+                self.blobs.uri,
+                {"removed": len(dead), "bytes": size},
+            )
         return GcReport(tuple(sorted(dead)), size, not dry_run, young)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from modelloop.cli import db, experiments, maintenance, runs, server
+from modelloop.cli import audit, db, experiments, maintenance, runs, server, users
 from modelloop.cli.context import CliState
 
 app = typer.Typer(
@@ -37,6 +37,9 @@ def _root(
 app.add_typer(experiments.app, name="experiments")
 app.add_typer(runs.app, name="runs")
 app.add_typer(db.app, name="db")
+app.add_typer(users.users_app, name="users")
+app.add_typer(users.tokens_app, name="tokens")
+app.command("audit")(audit.audit)
 app.command("gc")(maintenance.gc)
 app.command("demo")(maintenance.demo)
 app.command("version")(maintenance.version)

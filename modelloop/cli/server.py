@@ -9,10 +9,11 @@ from typing import Annotated
 
 import typer
 
-from modelloop.backends.factory import open_backend
+from modelloop.backends.factory import open_backend, resolve_stores
 from modelloop.cli.context import run_command, state
 from modelloop.errors import InvalidArgument
 from modelloop.settings import ENV_PREFIX, Settings
+from modelloop.store import Database
 
 __all__ = ["server"]
 
@@ -20,7 +21,10 @@ __all__ = ["server"]
 def server(
     ctx: typer.Context,
     host: Annotated[
-        str, typer.Option(help="Address to listen on (loopback only unless --insecure).")
+        str,
+        typer.Option(
+            help="Address to listen on (loopback only until a user exists, or with --insecure)."
+        ),
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.", min=0, max=65535)] = 5000,
     db: Annotated[
@@ -43,24 +47,20 @@ def server(
     insecure: Annotated[
         bool,
         typer.Option(
-            "--insecure", help="Allow a non-loopback --host although the API has no auth yet."
+            "--insecure",
+            help="Allow a non-loopback --host although no user exists (no authentication).",
         ),
     ] = False,
 ) -> None:
     """Run the tracking server: the REST API under /api/v1.
 
     The API is described at /openapi.json; GET /health answers when the server is up.
-    Clients use it with --tracking-uri http://HOST:PORT.
+    Clients use it with --tracking-uri http://HOST:PORT. Once a user exists (modelloop
+    users create) every request must authenticate; until then the server listens on
+    loopback only.
     """
 
     def go() -> None:
-        if not insecure and not _is_loopback(host):
-            raise InvalidArgument(
-                f"refusing to listen on {host}: the server has no authentication yet, so "
-                "anyone who can reach it could read and change every run. Listen on "
-                "127.0.0.1 (behind an authenticating proxy), or pass --insecure on a "
-                "trusted network."
-            )
         base = state(ctx).settings()
         settings = base.replace(
             tracking_uri=db or base.tracking_uri, artifacts_uri=artifacts or base.artifacts_uri
@@ -68,6 +68,13 @@ def server(
         if settings.tracking_uri.startswith(("http://", "https://")):
             raise InvalidArgument(
                 f"the server needs a local store, not {settings.tracking_uri!r}: pass --db"
+            )
+        if not insecure and not _is_loopback(host) and not _has_users(settings):
+            raise InvalidArgument(
+                f"refusing to listen on {host}: the store has no users, so authentication "
+                "is off and anyone who can reach the server could read and change every "
+                "run. Create a user first (modelloop users create NAME --role admin), "
+                "listen on 127.0.0.1, or pass --insecure on a trusted network."
             )
         _serve(settings, host, port, workers)
 
@@ -106,6 +113,17 @@ def _as_environment(settings: Settings) -> dict[str, str]:
         text = str(value).lower() if isinstance(value, bool) else str(value)
         out[ENV_PREFIX + f.name.upper()] = text
     return out
+
+
+def _has_users(settings: Settings) -> bool:
+    from modelloop.accounts import has_users
+
+    db_url, _ = resolve_stores(settings.tracking_uri, settings.artifacts_uri)
+    db = Database(db_url, busy_timeout=settings.sqlite_busy_timeout)
+    try:
+        return has_users(db)
+    finally:
+        db.dispose()
 
 
 def _is_loopback(host: str) -> bool:

@@ -10,9 +10,10 @@ from fastapi import FastAPI
 from modelloop import __version__
 from modelloop.backends.base import Backend
 from modelloop.backends.factory import open_backend
+from modelloop.server.auth import AuthMiddleware, add_route, include_router
 from modelloop.server.errors import install_error_handlers
 from modelloop.server.mlflow import install_mlflow_api
-from modelloop.server.routes import artifacts, experiments, maintenance, runs
+from modelloop.server.routes import artifacts, experiments, maintenance, runs, users
 from modelloop.settings import Settings, load_settings
 
 __all__ = ["API_PREFIX", "create_app", "create_app_from_environment"]
@@ -27,7 +28,8 @@ def create_app(settings: Settings, backend: Backend | None = None) -> FastAPI:
     Without ``backend`` the app opens the store named by ``settings`` now (so a
     missing or outdated database fails at startup) and closes it at shutdown; a
     given ``backend`` stays the caller's to close. Each app has its own backend on
-    ``app.state``: there is no module-level state.
+    ``app.state``: there is no module-level state. Every route goes through
+    :class:`~modelloop.server.auth.AuthMiddleware` (auth is on once the store has users).
     """
     owned = backend is None
     store = open_backend(settings) if backend is None else backend
@@ -53,10 +55,14 @@ def create_app(settings: Settings, backend: Backend | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.backend = store
+    # Added first, so the error middleware wraps it: a store failure while
+    # authenticating is still a JSON error.
+    app.add_middleware(AuthMiddleware)
     install_error_handlers(app)
-    for module in (experiments, runs, artifacts, maintenance):
-        app.include_router(module.router, prefix=API_PREFIX)
-    app.include_router(maintenance.health_router)
+    for module in (experiments, runs, artifacts, maintenance, users):
+        include_router(app, module.router, prefix=API_PREFIX)
+    include_router(app, maintenance.health_router)
+    add_route(app, "/openapi.json", {"GET"})
     install_mlflow_api(app)
     return app
 

@@ -1,8 +1,8 @@
 """Dependencies shared by the routes: the backend of the app serving the request.
 
 Routes take the backend through ``BackendDep`` rather than a global, so each app
-from :func:`~modelloop.server.app.create_app` serves its own store. Authentication
-will hang off the same seam.
+from :func:`~modelloop.server.app.create_app` serves its own store. Authentication and
+roles are checked before any route runs, by :class:`~modelloop.server.auth.AuthMiddleware`.
 """
 
 from __future__ import annotations

@@ -48,6 +48,8 @@ _MAX_LISTED_ERRORS = 10
 #: The error responses every route documents in the OpenAPI schema.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "Invalid argument or state"},
+    401: {"model": ErrorBody, "description": "No valid credentials (once users exist)"},
+    403: {"model": ErrorBody, "description": "The caller's role does not allow this"},
     404: {"model": ErrorBody, "description": "Not found"},
     409: {"model": ErrorBody, "description": "Already exists or conflicts"},
     500: {"model": ErrorBody, "description": "Internal error or corrupted data"},

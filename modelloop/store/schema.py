@@ -118,7 +118,8 @@ latest_metrics = Table(
     Column("value", Float, nullable=True),
     Column("step", BigInteger, nullable=False),
     Column("timestamp", BigInteger, nullable=False),
-    Index(None, "key", "value"),
+    # Covering for search: a filter range or an order-by walk reads no table rows.
+    Index(None, "key", "value", "run_id"),
 )
 
 datasets = Table(
@@ -162,3 +163,45 @@ run_artifacts = Table(
 
 # Columns holding blob digests; gc keeps every blob any of them refers to.
 BLOB_REFERENCES = (run_artifacts.c.digest,)
+
+# Authentication (migration 0002). A user's password is stored only as a KDF hash
+# (``modelloop.accounts``); an API token only as its sha256.
+users = Table(
+    "users",
+    metadata,
+    Column("user_id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(256), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    Column("password_hash", Text, nullable=True),
+    Column("created_time", BigInteger, nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("token_id", Integer, primary_key=True, autoincrement=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("user_id", Integer, ForeignKey("users.user_id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(256), nullable=False),
+    Column("created_time", BigInteger, nullable=False),
+    Column("last_used_time", BigInteger, nullable=True),
+    Column("revoked_time", BigInteger, nullable=True),
+    Index(None, "user_id"),
+)
+
+# Append-only: who did what, when, to which object. Written in the transaction of
+# the change it records.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("time", BigInteger, nullable=False),
+    Column("actor", String(256), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("object_type", String(32), nullable=False),
+    Column("object_id", String(256), nullable=False),
+    Column("details", Text, nullable=False),
+    Index(None, "time"),
+    Index(None, "actor", "time"),
+    Index(None, "object_type", "object_id"),
+)

@@ -23,6 +23,7 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 
+from modelloop.server.auth import include_router
 from modelloop.server.mlflow import artifacts, experiments, logged_models, metrics, runs
 from modelloop.server.mlflow.errors import MlflowRoute, install_endpoint_errors
 from modelloop.server.mlflow.wire import ok
@@ -63,9 +64,12 @@ def install_mlflow_api(app: FastAPI) -> None:
     """Serve the MLflow-compatible API on ``app`` (after the native error handlers)."""
     for base in ("/api", "/ajax-api"):
         for router in TRACKING_ROUTERS:
-            app.include_router(router, prefix=f"{base}/2.0/mlflow", include_in_schema=False)
-        app.include_router(
-            artifacts.proxy_router, prefix=f"{base}/2.0/mlflow-artifacts", include_in_schema=False
+            include_router(app, router, prefix=f"{base}/2.0/mlflow", include_in_schema=False)
+        include_router(
+            app,
+            artifacts.proxy_router,
+            prefix=f"{base}/2.0/mlflow-artifacts",
+            include_in_schema=False,
         )
-        app.include_router(_v3, prefix=f"{base}/3.0/mlflow", include_in_schema=False)
+        include_router(app, _v3, prefix=f"{base}/3.0/mlflow", include_in_schema=False)
     install_endpoint_errors(app)

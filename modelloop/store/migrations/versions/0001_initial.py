@@ -116,7 +116,9 @@ def upgrade() -> None:
             ["run_id"], ["runs.run_id"], ondelete="CASCADE", name="fk_latest_metrics_run_id_runs"
         ),
     )
-    op.create_index("ix_latest_metrics_key_value", "latest_metrics", ["key", "value"])
+    op.create_index(
+        "ix_latest_metrics_key_value_run_id", "latest_metrics", ["key", "value", "run_id"]
+    )
 
     op.create_table(
         "datasets",
