@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import random
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -454,6 +455,20 @@ def test_and_chains(populated: Database) -> None:
     assert matches(populated, "params.model not in ('cnn') AND status = 'FAILED'") == {"r2"}
 
 
+def test_several_comparisons_on_one_key(populated: Database) -> None:
+    # All comparisons on one key apply to the same row (one join per key).
+    assert matches(populated, "metrics.acc >= 0.5 AND metrics.acc != 0.7") == {"r1", "r2"}
+    assert matches(populated, "metrics.acc > 0.6 AND metrics.acc < 0.6") == set()
+    # NaN matches != only, whatever the number of them; r3 has no loss at all.
+    assert matches(populated, "metrics.loss != 0.1 AND metrics.loss != 5") == {"r2"}
+    assert matches(populated, "metrics.loss != 5 AND metrics.loss >= 0") == {"r1"}
+    assert matches(populated, "tags.env != 'dev' AND tags.env LIKE 'p%'") == {"r1", "r3"}
+    assert matches(populated, "params.lr IN ('0.1', '0.01') AND params.lr != '0.1'") == {"r2"}
+    assert matches(populated, "metrics.acc > 0.6 AND params.model = 'cnn' AND metrics.acc < 1") == {
+        "r1"
+    }
+
+
 def test_parse_filter_builds_typed_comparisons() -> None:
     parsed = parse_filter(
         "metrics.acc >= 1 AND params.`a b` not in ('x', \"y\") AND attr.run_uuid = 'r' "
@@ -521,6 +536,40 @@ def test_order_and_filter_combined(populated: Database) -> None:
     assert found == ["r3", "r1"]
 
 
+@pytest.mark.parametrize(
+    ("filter_string", "order_by", "expected"),
+    [
+        # The order key is filtered: runs without it are filtered out.
+        ("metrics.acc > 0.1", ["metrics.acc DESC"], ["r1", "r3", "r2"]),
+        ("metrics.acc > 0.1", ["metrics.acc"], ["r2", "r3", "r1"]),
+        ("params.model != 'x'", ["params.model DESC"], ["r3", "r1", "r2"]),
+        # Filtered with != only: NaN still matches and still sorts last.
+        ("metrics.loss != 5", ["metrics.loss"], ["r1", "r2"]),
+        ("metrics.loss != 5", ["metrics.loss DESC"], ["r1", "r2"]),
+        # Not filtered: runs without it (or with NaN) come last, by the tie-breakers.
+        ("metrics.acc > 0.1", ["metrics.loss"], ["r1", "r3", "r2"]),
+        ("metrics.acc > 0.1", ["metrics.loss DESC"], ["r1", "r3", "r2"]),
+        ("tags.env = 'prod'", ["metrics.loss DESC"], ["r1", "r3"]),
+        (None, ["metrics.loss", "params.model DESC"], ["r1", "r3", "r2", "r4"]),
+        (None, ["metrics.loss", "metrics.acc DESC"], ["r1", "r3", "r2", "r4"]),
+        (None, ["metrics.loss", "metrics.loss DESC"], ["r1", "r4", "r3", "r2"]),
+        ("metrics.acc < 0.8", ["params.lr", "metrics.acc"], ["r2", "r3"]),
+        # Filtered and unfiltered order keys together.
+        ("metrics.acc > 0.1", ["tags.env", "metrics.acc DESC"], ["r2", "r1", "r3"]),
+        ("params.model != 'x'", ["metrics.loss", "params.model"], ["r1", "r2", "r3"]),
+    ],
+)
+def test_order_by_filtered_and_unfiltered_keys(
+    populated: Database, filter_string: str | None, order_by: list[str], expected: list[str]
+) -> None:
+    assert search(populated, filter_string, order_by=order_by) == expected
+    # The same order, page by page (the page can straddle runs with and without
+    # the order key).
+    for size in (1, 2):
+        paged, _ = collect_pages(populated, size, filter_string=filter_string, order_by=order_by)
+        assert paged == expected
+
+
 def test_parse_order_by() -> None:
     assert parse_order_by(["metrics.`a b` DESC", "tags.x", "run_name asc"]) == [
         OrderClause("metric", "a b", ascending=False),
@@ -528,6 +577,125 @@ def test_parse_order_by() -> None:
         OrderClause("attribute", "run_name", ascending=True),
     ]
     assert parse_order_by(None) == []
+
+
+# --------------------------------------------------------------------------- query plans
+
+
+_PLAN_QUERIES: list[tuple[str | None, list[str] | None]] = [
+    (None, None),
+    ("metrics.m > 0.3", None),
+    ("metrics.m > 0.9", None),
+    ("metrics.m >= 0.2 AND params.p = 'a'", ["metrics.m DESC"]),
+    ("metrics.m >= 0.2 AND metrics.m < 0.8", ["metrics.m"]),
+    ("params.p = 'b'", ["metrics.n"]),
+    (None, ["metrics.n DESC", "params.p"]),
+    ("metrics.n < 0.5", ["params.p DESC", "metrics.m"]),
+    ("metrics.m != 0.5", ["metrics.m"]),
+    ("metrics.m < 0.95 AND metrics.n > 0.05", ["attributes.start_time"]),
+    ("metrics.n > 0.97 AND params.p = 'c'", ["metrics.m DESC"]),
+]
+
+
+def _expected_order(
+    data: dict[str, dict[str, Any]], filter_string: str | None, order_by: list[str] | None
+) -> list[str]:
+    """Brute-force search semantics for the metric/param/start_time subset used above."""
+    ops = {
+        "=": lambda a, b: a == b,
+        "!=": lambda a, b: a != b,
+        "<": lambda a, b: a < b,
+        "<=": lambda a, b: a <= b,
+        ">": lambda a, b: a > b,
+        ">=": lambda a, b: a >= b,
+    }
+
+    def value(run: dict[str, Any], entity: str, key: str) -> Any:
+        if entity == "attribute":
+            return run[key]
+        return run["metrics" if entity == "metric" else "params"].get(key, "missing")
+
+    def keep(run: dict[str, Any]) -> bool:
+        for c in parse_filter(filter_string):
+            v = value(run, c.entity_type, c.key)
+            if v == "missing" or (v is None and c.op != "!="):
+                return False
+            if v is not None and not ops[c.op](v, c.value):
+                return False
+        return True
+
+    # Stable sorts from the last key to the first; missing values and NaN go last.
+    found = sorted((r for r in data if keep(data[r])), key=lambda r: r)
+    found.sort(key=lambda r: data[r]["start_time"], reverse=True)
+    for clause in reversed(parse_order_by(order_by)):
+        known = [
+            r
+            for r in found
+            if value(data[r], clause.entity_type, clause.key) not in (None, "missing")
+        ]
+        known.sort(
+            key=lambda r: value(data[r], clause.entity_type, clause.key),
+            reverse=not clause.ascending,
+        )
+        found = known + [r for r in found if r not in known]
+    return found
+
+
+@pytest.mark.parametrize("walk_budget", [None, (1, 1), (1, 4), (2, 25)])
+def test_every_query_plan_gives_the_same_answer(
+    db: Database, monkeypatch: pytest.MonkeyPatch, walk_budget: tuple[int, int] | None
+) -> None:
+    """SQLite walks an index in a bounded stretch first and may fall back to sorting:
+    with tiny walk budgets every path is taken, and each must match brute force."""
+    import modelloop.store.search as search_module
+
+    if walk_budget is not None and db.dialect != "sqlite":
+        pytest.skip("walk budgets only steer SQLite's plans")
+    if walk_budget is not None:
+        monkeypatch.setattr(search_module, "_WALK_BUDGET", walk_budget[0])
+        monkeypatch.setattr(search_module, "_MIN_WALK_BUDGET", walk_budget[1])
+    rnd = random.Random(7)
+    everything: dict[str, dict[str, Any]] = {}
+    with db.write() as conn:
+        other = add_experiment(conn, "other")
+        for i in range(120):
+            run_id = f"run{i:03d}"
+            metrics = {
+                k: rnd.choice([None, 0.5, 0.5, round(rnd.random(), 2), rnd.random()])
+                for k in ("m", "n")
+                if rnd.random() < 0.85
+            }
+            params_ = {"p": rnd.choice("abc")} if rnd.random() < 0.8 else {}
+            stage = "deleted" if i % 9 == 0 else "active"
+            experiment = other if i % 5 == 0 else "0"
+            start_time = rnd.randrange(40)
+            add_run(
+                conn,
+                run_id,
+                start_time=start_time,
+                experiment_id=experiment,
+                lifecycle_stage=stage,
+                metrics=metrics,
+                params_=params_,
+            )
+            everything[run_id] = {"metrics": metrics, "params": params_, "start_time": start_time}
+            if stage == "deleted" or experiment != "0":
+                everything[run_id]["elsewhere"] = True
+    active = {r: data for r, data in everything.items() if "elsewhere" not in data}
+    for filter_string, order_by in _PLAN_QUERIES:
+        expected = _expected_order(active, filter_string, order_by)
+        assert search(db, filter_string, order_by=order_by) == expected, (filter_string, order_by)
+        paged, _ = collect_pages(db, 7, filter_string=filter_string, order_by=order_by)
+        assert paged == expected, (filter_string, order_by)
+        # More experiments and stages: no index yields start-time order any more.
+        wider = search(
+            db,
+            filter_string,
+            order_by=order_by,
+            experiment_ids=["0", other],
+            view_type=ViewType.ALL,
+        )
+        assert wider == _expected_order(everything, filter_string, order_by)
 
 
 # --------------------------------------------------------------------------- paging

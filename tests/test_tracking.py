@@ -236,6 +236,11 @@ def test_nested_runs(fluent: Client) -> None:
     assert got.metrics == {"depth": 2.0}
     found = fluent.search_runs(["0"], f"attributes.parent_run_id = '{parent.run_id}'")
     assert [r.run_id for r in found] == [child.run_id]
+    # MLflow's system tags name the same attributes.
+    found = fluent.search_runs(["0"], f"tags.mlflow.parentRunId = '{parent.run_id}'")
+    assert [r.run_id for r in found] == [child.run_id]
+    user = fluent.get_run(child.run_id).user
+    assert len(fluent.search_runs(["0"], f"tags.`mlflow.user` = '{user}'")) == 2
 
 
 def test_no_active_run_is_a_clear_error(fluent: Client) -> None:

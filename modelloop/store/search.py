@@ -14,6 +14,14 @@ Semantics worth knowing:
 * NaN metric values (stored as NULL) compare like IEEE NaN: only ``!=`` matches.
 * Ordering puts runs missing the order key (or holding NaN) last in either
   direction; ties are broken by ``start_time DESC`` then ``run_id ASC``.
+
+How a search runs: each metric, param or tag key that is filtered or ordered on
+is joined once (inner when filtered, outer when only ordered on); dataset
+conditions stay ``IN`` subqueries. Ordering by a metric no filter mentions is
+answered in two steps, the runs with a value (an index walk in order) and then
+the rest. On SQLite, whose planner knows nothing about value distributions, the
+join order is fixed per query from a few cheap index counts (see
+:func:`_sqlite_page`); PostgreSQL plans from its own statistics.
 """
 
 from __future__ import annotations
@@ -22,16 +30,32 @@ import base64
 import binascii
 import dataclasses
 import json
-import re
+import math
 from collections.abc import Sequence
 from typing import Any, Literal, TypeAlias
 
-from sqlalchemy import ColumnElement, Connection, Select, and_, or_, select
+from sqlalchemy import Column, ColumnElement, Connection, Select, Table, and_, func, or_, select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import UnaryExpression
+from sqlalchemy.sql.expression import FromClause
+from sqlalchemy.sql.selectable import Join, NamedFromClause
 
 from modelloop.entities import ViewType
 from modelloop.errors import InvalidArgument
 from modelloop.store.schema import datasets, latest_metrics, params, run_inputs, run_tags, runs
+from modelloop.store.search_syntax import (
+    _DIGITS,
+    _INT64_MAX,
+    _NUMERIC_ATTRIBUTES,
+    MAX_RESULTS_LIMIT,
+    Comparison,
+    EntityType,
+    FilterValue,
+    OrderClause,
+    parse_filter,
+    parse_order_by,
+)
 
 __all__ = [
     "MAX_RESULTS_LIMIT",
@@ -42,32 +66,6 @@ __all__ = [
     "search_run_ids",
 ]
 
-MAX_RESULTS_LIMIT = 50_000
-
-EntityType: TypeAlias = Literal["metric", "param", "tag", "attribute", "dataset"]
-FilterValue: TypeAlias = str | float | int | tuple[str, ...]
-
-_ENTITY_PREFIXES: dict[str, EntityType] = {
-    "metric": "metric",
-    "metrics": "metric",
-    "param": "param",
-    "params": "param",
-    "parameter": "param",
-    "parameters": "param",
-    "tag": "tag",
-    "tags": "tag",
-    "attr": "attribute",
-    "attribute": "attribute",
-    "attributes": "attribute",
-    "run": "attribute",
-    "dataset": "dataset",
-    "datasets": "dataset",
-}
-
-_STRING_ATTRIBUTES = ("run_id", "run_name", "status", "user_id", "lifecycle_stage", "parent_run_id")
-_NUMERIC_ATTRIBUTES = ("start_time", "end_time")
-_ATTRIBUTE_ALIASES = {"run_uuid": "run_id"}
-_ATTRIBUTES = (*_STRING_ATTRIBUTES, *_NUMERIC_ATTRIBUTES, "experiment_id")
 _ATTRIBUTE_COLUMNS: dict[str, ColumnElement[Any]] = {
     "run_id": runs.c.run_id,
     "run_name": runs.c.name,
@@ -79,383 +77,6 @@ _ATTRIBUTE_COLUMNS: dict[str, ColumnElement[Any]] = {
     "end_time": runs.c.end_time,
     "experiment_id": runs.c.experiment_id,
 }
-_DATASET_FIELDS = ("name", "digest", "context")
-_RUN_NAME_TAG = "mlflow.runName"
-
-_NUMERIC_OPS = ("=", "!=", "<", "<=", ">", ">=")
-_STRING_OPS = ("=", "!=", "LIKE", "ILIKE", "IN", "NOT IN")
-_ID_OPS = ("=", "!=", "IN", "NOT IN")
-_LIST_OPS = ("IN", "NOT IN")
-
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-
-_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_UNQUOTED_KEY = re.compile(r"[\w.\-/:]+")
-_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-_INTEGER = re.compile(r"[+-]?\d+")
-_DIGITS = re.compile(r"[0-9]+")
-_SYMBOL_OPS = ("!=", "<=", ">=", "=", "<", ">")
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Comparison:
-    """One ``<entity>.<key> <op> <value>`` condition of a filter.
-
-    ``op`` is normalised to upper case (``LIKE``, ``NOT IN``, ...). ``value`` is a
-    float for metrics, an int for ``start_time``/``end_time``, a tuple of strings
-    for ``IN``/``NOT IN`` and a string otherwise. Attribute keys are canonical
-    (``run_uuid`` becomes ``run_id``; ``tags.mlflow.runName`` becomes the
-    ``run_name`` attribute).
-    """
-
-    entity_type: EntityType
-    key: str
-    op: str
-    value: FilterValue
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class OrderClause:
-    """One order-by term: an entity key and a direction."""
-
-    entity_type: EntityType
-    key: str
-    ascending: bool = True
-
-
-# --------------------------------------------------------------------------- lexing
-
-
-class _Scanner:
-    """A cursor over one filter or order-by string that reports errors with positions."""
-
-    def __init__(self, text: str, what: str) -> None:
-        self.text = text
-        self.pos = 0
-        self.what = what
-
-    def error(self, message: str, pos: int | None = None) -> InvalidArgument:
-        at = self.pos if pos is None else pos
-        return InvalidArgument(
-            f"invalid {self.what} {self.text!r}: {message} at position {at}", position=at
-        )
-
-    def skip_space(self) -> None:
-        while self.pos < len(self.text) and self.text[self.pos].isspace():
-            self.pos += 1
-
-    def at_end(self) -> bool:
-        self.skip_space()
-        return self.pos >= len(self.text)
-
-    def peek_char(self) -> str:
-        return self.text[self.pos] if self.pos < len(self.text) else ""
-
-    def match(self, pattern: re.Pattern[str]) -> str | None:
-        m = pattern.match(self.text, self.pos)
-        if m is None:
-            return None
-        self.pos = m.end()
-        return m.group()
-
-    def peek_word(self) -> str | None:
-        """The next bare word, upper-cased, without consuming it."""
-        self.skip_space()
-        m = _WORD.match(self.text, self.pos)
-        return m.group().upper() if m else None
-
-    def describe_next(self) -> str:
-        """A short quotation of the text at the cursor, for error messages."""
-        if self.pos >= len(self.text):
-            return "end of input"
-        return repr(self.text[self.pos : self.pos + 20])
-
-    def quoted(self, quote: str, what: str) -> str:
-        """Read a quoted string at the cursor; a doubled quote stands for itself."""
-        start = self.pos
-        self.pos += 1
-        parts: list[str] = []
-        while True:
-            end = self.text.find(quote, self.pos)
-            if end < 0:
-                raise self.error(f"unterminated {what} (missing closing {quote})", start)
-            parts.append(self.text[self.pos : end])
-            if self.text.startswith(quote * 2, end):
-                parts.append(quote)
-                self.pos = end + 2
-                continue
-            self.pos = end + 1
-            return "".join(parts)
-
-
-def _read_identifier(sc: _Scanner) -> tuple[EntityType, str, int]:
-    """Read ``<entity>.<key>`` (or a bare attribute name); return (entity, key, position)."""
-    sc.skip_space()
-    start = sc.pos
-    word = sc.match(_WORD)
-    if word is None:
-        raise sc.error(f"expected an identifier such as metrics.<key>, found {sc.describe_next()}")
-    if sc.peek_char() != ".":
-        if word.upper() in ("AND", "OR", "NOT"):
-            raise sc.error(f"expected an identifier, found keyword {word.upper()}", start)
-        return "attribute", word, start
-    entity = _ENTITY_PREFIXES.get(word.lower())
-    if entity is None:
-        raise sc.error(
-            f"unknown entity {word!r} (expected metrics., params., tags., attributes. "
-            "or datasets.)",
-            start,
-        )
-    sc.pos += 1
-    char = sc.peek_char()
-    quoted_key = char in ("`", '"')
-    key = sc.quoted(char, "quoted key") if quoted_key else sc.match(_UNQUOTED_KEY) or ""
-    if not key:
-        raise sc.error(f"missing key after {word}.", start)
-    return entity, key, start
-
-
-def _canonical_identifier(
-    sc: _Scanner, entity: EntityType, key: str, pos: int
-) -> tuple[EntityType, str]:
-    """Resolve aliases and reject unknown attribute or dataset fields."""
-    if entity == "tag" and key == _RUN_NAME_TAG:
-        return "attribute", "run_name"
-    if entity == "attribute":
-        name = _ATTRIBUTE_ALIASES.get(key, key)
-        if name not in _ATTRIBUTES:
-            raise sc.error(
-                f"unknown attribute {key!r} (expected one of {', '.join(_ATTRIBUTES)})", pos
-            )
-        return entity, name
-    if entity == "dataset" and key not in _DATASET_FIELDS:
-        raise sc.error(
-            f"unknown dataset field {key!r} (expected one of {', '.join(_DATASET_FIELDS)})", pos
-        )
-    return entity, key
-
-
-# --------------------------------------------------------------------------- filters
-
-
-def parse_filter(filter_string: str | None) -> list[Comparison]:
-    """Parse an MLflow-style run filter into a list of comparisons joined by AND.
-
-    ``None`` or a blank string yields an empty list. Any syntax or type error
-    raises :class:`~modelloop.errors.InvalidArgument` naming the problem and its
-    position in the string.
-    """
-    if filter_string is None:
-        return []
-    sc = _Scanner(filter_string, "filter")
-    comparisons: list[Comparison] = []
-    if sc.at_end():
-        return comparisons
-    while True:
-        comparisons.append(_read_comparison(sc))
-        if sc.at_end():
-            return comparisons
-        word = sc.peek_word()
-        if word == "AND":
-            sc.pos += 3
-            if sc.at_end():
-                raise sc.error("expected a condition after AND")
-            continue
-        if word == "OR":
-            raise sc.error("OR is not supported; conditions can only be combined with AND")
-        raise sc.error(f"expected AND or the end of the filter, found {sc.describe_next()}")
-
-
-def _read_comparison(sc: _Scanner) -> Comparison:
-    sc.skip_space()
-    if sc.peek_char() == "(":
-        raise sc.error("parentheses are not supported; combine conditions with AND")
-    entity, raw_key, key_pos = _read_identifier(sc)
-    entity, key = _canonical_identifier(sc, entity, raw_key, key_pos)
-    sc.skip_space()
-    op_pos = sc.pos
-    op = _read_comparator(sc)
-    allowed = _allowed_ops(entity, key)
-    if op not in allowed:
-        raise sc.error(
-            f"comparator {op} is not valid for {_describe(entity, key)}; "
-            f"use one of {', '.join(allowed)}",
-            op_pos,
-        )
-    sc.skip_space()
-    value_pos = sc.pos
-    if op in _LIST_OPS:
-        items = _read_list(sc)
-        if entity == "attribute" and key == "experiment_id":
-            items = tuple(_experiment_id_value(sc, item, value_pos) for item in items)
-        return Comparison(entity, key, op, items)
-    raw, quoted = _read_scalar(sc)
-    if op in ("LIKE", "ILIKE") and quoted and _ends_with_escape(raw):
-        raise sc.error(
-            f"{op} pattern {raw!r} ends with an unescaped backslash (write \\\\ for one)",
-            value_pos,
-        )
-    return Comparison(entity, key, op, _typed_value(sc, entity, key, raw, quoted, value_pos))
-
-
-def _ends_with_escape(pattern: str) -> bool:
-    return (len(pattern) - len(pattern.rstrip("\\"))) % 2 == 1
-
-
-def _read_comparator(sc: _Scanner) -> str:
-    for symbol in _SYMBOL_OPS:
-        if sc.text.startswith(symbol, sc.pos):
-            sc.pos += len(symbol)
-            return symbol
-    word = sc.peek_word()
-    if word in ("LIKE", "ILIKE", "IN"):
-        sc.pos += len(word)
-        return word
-    if word == "NOT":
-        start = sc.pos
-        sc.pos += 3
-        if sc.peek_word() == "IN":
-            sc.pos += 2
-            return "NOT IN"
-        raise sc.error("expected IN after NOT", start)
-    if sc.pos >= len(sc.text):
-        raise sc.error("missing comparator and value")
-    raise sc.error(
-        f"expected a comparator (=, !=, <, <=, >, >=, LIKE, ILIKE, IN, NOT IN), "
-        f"found {sc.describe_next()}"
-    )
-
-
-def _read_scalar(sc: _Scanner) -> tuple[str, bool]:
-    """Read a quoted string or a number; return (text, was_quoted)."""
-    sc.skip_space()
-    char = sc.peek_char()
-    if char in ("'", '"'):
-        return sc.quoted(char, "string"), True
-    number = sc.match(_NUMBER)
-    if number is not None:
-        return number, False
-    if not char:
-        raise sc.error("missing value")
-    raise sc.error(
-        f"expected a quoted string or a number, found {sc.describe_next()} "
-        "(quote string values with ' or \")"
-    )
-
-
-def _read_list(sc: _Scanner) -> tuple[str, ...]:
-    if sc.peek_char() != "(":
-        raise sc.error(f"expected a parenthesised list like ('a', 'b'), found {sc.describe_next()}")
-    sc.pos += 1
-    items: list[str] = []
-    while True:
-        sc.skip_space()
-        item_pos = sc.pos
-        raw, quoted = _read_scalar(sc)
-        if not quoted:
-            raise sc.error(f"list items must be quoted strings, found {raw}", item_pos)
-        items.append(raw)
-        sc.skip_space()
-        char = sc.peek_char()
-        if char == ",":
-            sc.pos += 1
-        elif char == ")":
-            sc.pos += 1
-            return tuple(items)
-        else:
-            raise sc.error(f"expected ',' or ')' in the value list, found {sc.describe_next()}")
-
-
-def _allowed_ops(entity: EntityType, key: str) -> tuple[str, ...]:
-    if entity == "metric" or (entity == "attribute" and key in _NUMERIC_ATTRIBUTES):
-        return _NUMERIC_OPS
-    if entity == "attribute" and key == "experiment_id":
-        return _ID_OPS
-    return _STRING_OPS
-
-
-def _describe(entity: EntityType, key: str) -> str:
-    if entity == "attribute":
-        return f"attribute {key}"
-    return f"{entity} {key!r}"
-
-
-def _typed_value(
-    sc: _Scanner, entity: EntityType, key: str, raw: str, quoted: bool, pos: int
-) -> str | float | int:
-    if entity == "metric":
-        if quoted:
-            raise sc.error(f"metric value must be a number, got the string {raw!r}", pos)
-        return float(raw)
-    if entity == "attribute" and key in _NUMERIC_ATTRIBUTES:
-        if quoted:
-            raise sc.error(f"{key} must be compared with a number, got the string {raw!r}", pos)
-        return _int64(sc, raw, key, pos)
-    if entity == "attribute" and key == "experiment_id":
-        return _experiment_id_value(sc, raw, pos)
-    if not quoted:
-        raise sc.error(
-            f"the value for {_describe(entity, key)} must be a quoted string, got {raw} "
-            "(use single or double quotes)",
-            pos,
-        )
-    return raw
-
-
-def _int64(sc: _Scanner, raw: str, key: str, pos: int) -> int:
-    if _INTEGER.fullmatch(raw):
-        value = int(raw)
-    else:
-        number = float(raw)
-        if not number.is_integer():
-            raise sc.error(f"{key} must be an integer (milliseconds), got {raw}", pos)
-        value = int(number)
-    if not _INT64_MIN <= value <= _INT64_MAX:
-        raise sc.error(f"{key} value {raw} is out of range", pos)
-    return value
-
-
-def _experiment_id_value(sc: _Scanner, raw: str, pos: int) -> str:
-    if not _DIGITS.fullmatch(raw) or int(raw) > _INT64_MAX:
-        raise sc.error(f"experiment_id must be an integer string, got {raw!r}", pos)
-    return str(int(raw))
-
-
-# --------------------------------------------------------------------------- order by
-
-
-def parse_order_by(order_by: Sequence[str] | None) -> list[OrderClause]:
-    """Parse order-by terms such as ``metrics.acc DESC`` or ``attributes.start_time``.
-
-    The direction defaults to ascending. Metrics, params, tags and attributes
-    can be ordered on; datasets cannot.
-    """
-    if order_by is None:
-        return []
-    if isinstance(order_by, str):
-        raise InvalidArgument("order_by must be a list of strings, not a single string")
-    clauses: list[OrderClause] = []
-    for term in order_by:
-        sc = _Scanner(term, "order_by clause")
-        if sc.at_end():
-            raise sc.error("empty clause")
-        entity, raw_key, key_pos = _read_identifier(sc)
-        entity, key = _canonical_identifier(sc, entity, raw_key, key_pos)
-        if entity == "dataset":
-            raise sc.error("datasets cannot be ordered on", key_pos)
-        ascending = True
-        if not sc.at_end():
-            word = sc.peek_word()
-            if word not in ("ASC", "DESC"):
-                raise sc.error(f"expected ASC or DESC, found {sc.describe_next()}")
-            sc.pos += len(word)
-            ascending = word == "ASC"
-            if not sc.at_end():
-                raise sc.error(f"unexpected {sc.describe_next()} after {word}")
-        clauses.append(OrderClause(entity, key, ascending))
-    return clauses
-
-
 # --------------------------------------------------------------------------- SQL
 
 
@@ -513,23 +134,28 @@ def _numeric_condition(
     return column >= value
 
 
+_KEYED_TABLES: dict[EntityType, Table] = {
+    "metric": latest_metrics,
+    "param": params,
+    "tag": run_tags,
+}
+
+
+def _keyed_condition(c: Comparison, value: ColumnElement[Any], dialect: str) -> ColumnElement[bool]:
+    """The condition of a metric, param or tag comparison on the joined ``value`` column."""
+    if c.entity_type != "metric":
+        return _string_condition(value, c.op, c.value, dialect)
+    condition = _numeric_condition(value, c.op, c.value)
+    if c.op == "!=":
+        # NULL stands for NaN, and NaN differs from every number.
+        condition = or_(condition, value.is_(None))
+    return condition
+
+
 def _condition(c: Comparison, dialect: str) -> ColumnElement[bool]:
-    if c.entity_type == "metric":
-        value_cond = _numeric_condition(latest_metrics.c.value, c.op, c.value)
-        if c.op == "!=":
-            # NULL stands for NaN, and NaN differs from every number.
-            value_cond = or_(value_cond, latest_metrics.c.value.is_(None))
-        return runs.c.run_id.in_(
-            select(latest_metrics.c.run_id).where(latest_metrics.c.key == c.key, value_cond)
-        )
-    if c.entity_type in ("param", "tag"):
-        table = params if c.entity_type == "param" else run_tags
-        return runs.c.run_id.in_(
-            select(table.c.run_id).where(
-                table.c.key == c.key, _string_condition(table.c.value, c.op, c.value, dialect)
-            )
-        )
+    """The WHERE condition of an attribute or dataset comparison."""
     if c.entity_type == "dataset":
+        # A run can have many inputs: a join would repeat it, so test membership.
         field = run_inputs.c.context if c.key == "context" else datasets.c[c.key]
         return runs.c.run_id.in_(
             select(run_inputs.c.run_id)
@@ -547,22 +173,130 @@ def _condition(c: Comparison, dialect: str) -> ColumnElement[bool]:
     return _string_condition(column, c.op, c.value, dialect)
 
 
-def _apply_order(stmt: Select[Any], clauses: Sequence[OrderClause], dialect: str) -> Select[Any]:
+@dataclasses.dataclass(slots=True, eq=False)
+class _KeyJoin:
+    """One metric, param or tag key joined to ``runs`` under its own alias.
+
+    A (run_id, key) pair is unique in each of the three tables, so joining one row
+    per key never repeats a run.
+    """
+
+    entity_type: EntityType
+    key: str
+    alias: NamedFromClause
+    conditions: list[ColumnElement[bool]]
+    # Outer-joined: an order key that is not filtered (runs without it stay).
+    outer: bool
+    # Whether the joined value can be NULL: a missing key under an outer join, or a
+    # NaN metric that only ``!=`` comparisons (which match NaN) were applied to.
+    nullable: bool
+
+    @property
+    def value(self) -> ColumnElement[Any]:
+        return self.alias.c.value
+
+    def rows(self) -> list[ColumnElement[bool]]:
+        """The conditions on this alias alone: the key and its comparisons."""
+        return [self.alias.c.key == self.key, *self.conditions]
+
+    def on(self, run_id: ColumnElement[Any]) -> ColumnElement[bool]:
+        return and_(self.alias.c.run_id == run_id, *self.rows())
+
+
+# SQLite only: drive the query from ``runs`` (a walk of its start-time index).
+_RUNS: Literal["runs"] = "runs"
+_Driver: TypeAlias = _KeyJoin | Literal["runs"]
+
+
+@dataclasses.dataclass(slots=True)
+class _Part:
+    """One SELECT of a search: its key joins, WHERE conditions and order clauses."""
+
+    joins: dict[tuple[EntityType, str], _KeyJoin]
+    # The experiments and lifecycle stages searched.
+    scope: list[ColumnElement[bool]]
+    # Attribute and dataset conditions (and, in a second part, "has no value").
+    where: list[ColumnElement[bool]]
+    clauses: list[OrderClause]
+    # One experiment and one lifecycle stage: runs' index yields start-time order.
+    single_scope: bool
+
+
+def _parts(
+    experiment_ids: Sequence[int],
+    stages: Sequence[str],
+    comparisons: Sequence[Comparison],
+    clauses: Sequence[OrderClause],
+    dialect: str,
+) -> tuple[_Part, tuple[_Part, _Part] | None]:
+    """The whole search, and its split when the first order key is an unfiltered metric.
+
+    The split is the runs with a value for that metric (which an index walk can
+    yield in order) and the runs without one, which all sort after them.
+    """
+    joins: dict[tuple[EntityType, str], _KeyJoin] = {}
+    for c in comparisons:
+        if c.entity_type not in _KEYED_TABLES:
+            continue
+        join = joins.get((c.entity_type, c.key))
+        if join is None:
+            alias = _KEYED_TABLES[c.entity_type].alias(f"k{len(joins)}")
+            join = _KeyJoin(c.entity_type, c.key, alias, [], False, True)
+            joins[c.entity_type, c.key] = join
+        join.conditions.append(_keyed_condition(c, join.value, dialect))
+        if c.entity_type != "metric" or c.op != "!=":
+            join.nullable = False
+    for clause in clauses:
+        if clause.entity_type in _KEYED_TABLES and (clause.entity_type, clause.key) not in joins:
+            alias = _KEYED_TABLES[clause.entity_type].alias(f"k{len(joins)}")
+            joins[clause.entity_type, clause.key] = _KeyJoin(
+                clause.entity_type, clause.key, alias, [], True, True
+            )
+    scope: list[ColumnElement[bool]] = [
+        runs.c.experiment_id.in_(experiment_ids),
+        runs.c.lifecycle_stage.in_(stages),
+    ]
+    where = [_condition(c, dialect) for c in comparisons if c.entity_type not in _KEYED_TABLES]
+    single_scope = len(experiment_ids) == 1 and len(stages) == 1
+    whole = _Part(joins, scope, where, list(clauses), single_scope)
+    first = clauses[0] if clauses else None
+    if first is None or first.entity_type != "metric" or not joins["metric", first.key].outer:
+        return whole, None
+    # Order by a metric no filter mentions: split off the runs without a value for it.
+    key: tuple[EntityType, str] = ("metric", first.key)
+    order = joins[key]
+    has_value = and_(order.alias.c.key == first.key, order.value.is_not(None))
+    present = dataclasses.replace(
+        order, conditions=[order.value.is_not(None)], outer=False, nullable=False
+    )
+    missing = (
+        ~select(order.alias.c.run_id)
+        .where(order.alias.c.run_id == runs.c.run_id, has_value)
+        .exists()
+    )
+    without = _Part(
+        {k: j for k, j in joins.items() if k != key},
+        scope,
+        [*where, missing],
+        [c for c in clauses if (c.entity_type, c.key) != key],
+        single_scope,
+    )
+    return whole, (dataclasses.replace(whole, joins={**joins, key: present}), without)
+
+
+def _order_terms(part: _Part, dialect: str) -> list[UnaryExpression[Any]]:
     terms: list[UnaryExpression[Any]] = []
     seen: set[str] = set()
-    for i, clause in enumerate(clauses):
+    for clause in part.clauses:
         column: ColumnElement[Any]
         if clause.entity_type == "attribute":
             column = _ATTRIBUTE_COLUMNS[clause.key]
+            nullable = column.nullable if isinstance(column, Column) else True
             seen.add(clause.key)
         else:
-            table = {"metric": latest_metrics, "param": params, "tag": run_tags}[
-                clause.entity_type
-            ].alias(f"order_{i}")
-            stmt = stmt.outerjoin(
-                table, and_(table.c.run_id == runs.c.run_id, table.c.key == clause.key)
-            )
-            column = table.c.value
+            join = part.joins[clause.entity_type, clause.key]
+            column = join.value
+            nullable = join.nullable
         if (
             dialect == "postgresql"
             and clause.entity_type in ("param", "tag", "attribute")
@@ -571,12 +305,212 @@ def _apply_order(stmt: Select[Any], clauses: Sequence[OrderClause], dialect: str
             # Byte order, as SQLite sorts, whatever the database's locale.
             column = column.collate("C")
         direction = column.asc() if clause.ascending else column.desc()
-        terms.append(direction.nulls_last())
+        # NULLS LAST only where NULLs can occur: a plain direction lets both
+        # databases walk a (key, value) index in order and stop after the page.
+        terms.append(direction.nulls_last() if nullable else direction)
     if "start_time" not in seen:
         terms.append(runs.c.start_time.desc())
     if "run_id" not in seen:
         terms.append(runs.c.run_id.asc())
-    return stmt.order_by(*terms)
+    return terms
+
+
+class _CrossJoin(Join):
+    """An inner join rendered ``CROSS JOIN`` on SQLite, whose planner keeps its order."""
+
+    inherit_cache = True
+
+
+@compiles(_CrossJoin, "sqlite")
+def _compile_cross_join(join: _CrossJoin, compiler: SQLCompiler, **kw: Any) -> str:
+    # Each ON clause links its table to the driving one: no cartesian product to lint.
+    kw.pop("from_linter", None)
+    kw.pop("asfrom", None)
+    left = compiler.process(join.left, asfrom=True, **kw)
+    right = compiler.process(join.right, asfrom=True, **kw)
+    assert join.onclause is not None
+    return f"{left} CROSS JOIN {right} ON {compiler.process(join.onclause, **kw)}"
+
+
+def _statement(part: _Part, dialect: str, driver: _Driver | None = None) -> Select[Any]:
+    """The part's SELECT; on SQLite, ``driver`` fixes the table its loops start from.
+
+    SQLite's planner has no statistics on values (and often none at all), so left
+    to itself it tends to scan every run; :func:`_sqlite_page` chooses the driver.
+    """
+    inner = [j for j in part.joins.values() if not j.outer]
+    outer = [j for j in part.joins.values() if j.outer]
+    where = [*part.scope, *part.where]
+    source: FromClause
+    if driver is None:
+        source = runs
+        for join in inner:
+            source = source.join(join.alias, join.on(runs.c.run_id))
+    else:
+        # Driver first; then the other filters, checked by primary key before the
+        # run itself is read; then runs.
+        first = driver.alias if isinstance(driver, _KeyJoin) else runs
+        run_id = first.c.run_id
+        source = first
+        if isinstance(driver, _KeyJoin):
+            where.extend(driver.rows())
+        for join in inner:
+            if join is not driver:
+                source = _CrossJoin(source, join.alias, join.on(run_id))
+        if isinstance(driver, _KeyJoin):
+            source = _CrossJoin(source, runs, runs.c.run_id == run_id)
+    for join in outer:
+        source = source.join(join.alias, join.on(runs.c.run_id), isouter=True)
+    return (
+        select(runs.c.run_id)
+        .select_from(source)
+        .where(*where)
+        .order_by(*_order_terms(part, dialect))
+    )
+
+
+def _page(conn: Connection, stmt: Select[Any], offset: int, limit: int) -> list[str]:
+    stmt = stmt.limit(limit).offset(offset)
+    return [str(run_id) for run_id in conn.scalars(stmt)]
+
+
+def _count(conn: Connection, stmt: Select[Any], cap: float) -> int:
+    """The number of rows ``stmt`` yields, or ``cap`` if it yields at least that many."""
+    if cap != math.inf:
+        stmt = stmt.limit(math.ceil(cap))
+    return int(conn.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0)
+
+
+def _walk(part: _Part) -> tuple[_Driver, bool] | None:
+    """The driver whose index yields the part's order, and whether it ascends."""
+    first = part.clauses[0] if part.clauses else OrderClause("attribute", "start_time", False)
+    if first.entity_type == "metric":
+        join = part.joins["metric", first.key]
+        return None if join.outer or join.nullable else (join, first.ascending)
+    if first.entity_type == "attribute" and first.key == "start_time" and part.single_scope:
+        return _RUNS, first.ascending
+    return None
+
+
+def _driver_rows(part: _Part, driver: _Driver) -> Select[Any]:
+    """The index entries a driver reads (counted to choose one).
+
+    A metric filter reads just its matches from latest_metrics' (key, value,
+    run_id) index. Params and tags have only a (key) index: a filter on them reads
+    every row of its key and checks the value in the table.
+    """
+    if isinstance(driver, _KeyJoin):
+        if driver.entity_type != "metric":
+            return select(driver.alias.c.key).where(driver.alias.c.key == driver.key)
+        return select(driver.value).select_from(driver.alias).where(*driver.rows())
+    return select(runs.c.start_time).where(*part.scope)
+
+
+# What reading one entry of a param or tag key costs, relative to an entry that
+# leads to a lookup by primary key (rows of one key are read in table order).
+_KEY_SCAN_WEIGHT = 0.3
+
+
+def _cheapest_driver(
+    conn: Connection, part: _Part, cap: float, *, metrics_only: bool = False
+) -> _Driver | None:
+    """The driver that reads the least (weighted) below ``cap``, or None."""
+    best: _Driver | None = None
+    inner = [j for j in part.joins.values() if not j.outer]
+    # Exact metric counts first: they lower the cap on the probes after them.
+    candidates: list[_Driver] = [j for j in inner if j.entity_type == "metric"]
+    if not metrics_only:
+        candidates += [j for j in inner if j.entity_type != "metric"]
+        candidates.append(_RUNS)
+    for driver in candidates:
+        weight = 1.0
+        if isinstance(driver, _KeyJoin) and driver.entity_type != "metric":
+            weight = _KEY_SCAN_WEIGHT
+        cost = _count(conn, _driver_rows(part, driver), cap / weight) * weight
+        if cost < cap:
+            best, cap = driver, cost
+    return best
+
+
+# The first try at an ordered walk reads this many index entries per row wanted.
+_WALK_BUDGET = 10
+_MIN_WALK_BUDGET = 1000
+
+
+def _sqlite_page(
+    conn: Connection, part: _Part, offset: int, limit: int, whole: _Part
+) -> tuple[list[str], bool]:
+    """One page of ``part`` on SQLite, whose planner we steer.
+
+    ``part`` is ``whole`` or the runs of ``whole`` that sort first (those with a
+    value for its first order key). When an index yields the order, walk it and
+    stop after the page: first over a bounded stretch, unless a metric filter
+    matches fewer runs than that stretch holds. If the filters reject too much
+    of the stretch, estimate what the full walk would read and compare it with
+    what starting from each filter, or from the runs in scope, would read
+    (counted up to that estimate); start from the least and sort ``whole``.
+    Returns the rows and whether they are a page of ``whole`` rather than ``part``.
+    """
+    dialect = conn.dialect.name
+    walk = _walk(part)
+    if walk is None:
+        return _page(
+            conn, _statement(whole, dialect, _cheapest_driver(conn, whole, math.inf)), offset, limit
+        ), True
+    driver, ascending = walk
+    budget = max(_MIN_WALK_BUDGET, _WALK_BUDGET * (offset + limit))
+    narrow = _cheapest_driver(conn, whole, budget, metrics_only=True)
+    if narrow is not None:
+        return _page(conn, _statement(whole, dialect, narrow), offset, limit), True
+    entries = _driver_rows(part, driver)
+    column = entries.selected_columns[0]
+    order = column.asc() if ascending else column.desc()
+    cutoff = conn.scalar(entries.order_by(order).limit(1).offset(budget - 1))
+    stmt = _statement(part, dialect, driver)
+    if cutoff is None:
+        # The walk is short: take it all.
+        return _page(conn, stmt, offset, limit), False
+    rows = _page(conn, stmt.where(column < cutoff if ascending else column > cutoff), offset, limit)
+    if len(rows) == limit:
+        # Every run beyond the cutoff sorts after these.
+        return rows, False
+    estimate = (offset + limit) * budget / max(offset + len(rows), 1)
+    best = _cheapest_driver(conn, whole, estimate)
+    if best is not None:
+        return _page(conn, _statement(whole, dialect, best), offset, limit), True
+    return _page(conn, stmt, offset, limit), False
+
+
+def _fetch(conn: Connection, part: _Part, offset: int, limit: int) -> list[str]:
+    """One page of a part's rows (PostgreSQL plans well from its statistics)."""
+    dialect = conn.dialect.name
+    if dialect != "sqlite":
+        return _page(conn, _statement(part, dialect), offset, limit)
+    return _sqlite_page(conn, part, offset, limit, part)[0]
+
+
+def _fetch_split(
+    conn: Connection, whole: _Part, split: tuple[_Part, _Part], offset: int, limit: int
+) -> list[str]:
+    """One page ordered by an unfiltered metric: runs with a value, then the others."""
+    present, absent = split
+    if conn.dialect.name == "sqlite":
+        found, complete = _sqlite_page(conn, present, offset, limit, whole)
+        if complete:
+            return found
+    else:
+        found = _fetch(conn, present, offset, limit)
+    if len(found) == limit:
+        return found
+    # The page goes on into the runs without a value: skip what is left of the offset.
+    skip = 0 if found or offset == 0 else offset - _part_size(conn, present, offset)
+    return found + _fetch(conn, absent, skip, limit - len(found))
+
+
+def _part_size(conn: Connection, part: _Part, cap: int) -> int:
+    dialect = conn.dialect.name
+    driver = _cheapest_driver(conn, part, math.inf) if dialect == "sqlite" else None
+    return _count(conn, _statement(part, dialect, driver), cap)
 
 
 # --------------------------------------------------------------------------- paging
@@ -642,14 +576,12 @@ def search_run_ids(
     clauses = parse_order_by(order_by)
     if not ids:
         return [], None
-    dialect = conn.dialect.name
-    stmt = select(runs.c.run_id).where(
-        runs.c.experiment_id.in_(ids),
-        runs.c.lifecycle_stage.in_(stages),
-        *(_condition(c, dialect) for c in comparisons),
-    )
-    stmt = _apply_order(stmt, clauses, dialect).limit(max_results + 1).offset(offset)
-    run_ids = [str(run_id) for run_id in conn.scalars(stmt)]
-    if len(run_ids) > max_results:
-        return run_ids[:max_results], _encode_page_token(offset + max_results)
-    return run_ids, None
+    limit = max_results + 1
+    whole, split = _parts(ids, stages, comparisons, clauses, conn.dialect.name)
+    if split is None:
+        found = _fetch(conn, whole, offset, limit)
+    else:
+        found = _fetch_split(conn, whole, split, offset, limit)
+    if len(found) > max_results:
+        return found[:max_results], _encode_page_token(offset + max_results)
+    return found, None
