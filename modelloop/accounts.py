@@ -202,6 +202,7 @@ def list_tokens(db: Database, user: str | None = None) -> list[StoredToken]:
 
 def revoke_token(db: Database, token_id: int) -> StoredToken:
     """Revoke a token: it stops working on the next request."""
+    v.check_int("token id", token_id)  # beyond 64 bits the driver fails, not the lookup
 
     def write(conn: Connection) -> StoredToken:
         token = user_store.revoke_token(conn, token_id)
