@@ -205,3 +205,18 @@ def client(settings: Settings) -> Iterator[Client]:
     c = Client(settings=settings)
     yield c
     c.close()
+
+
+@pytest.fixture
+def folder_store(tmp_path: Path) -> Settings:
+    """A fresh folder store (SQLite + local artifacts), no context capture."""
+    return Settings(
+        tracking_uri=str(tmp_path / "store"), capture_git=False, capture_environment=False
+    )
+
+
+@pytest.fixture
+def server_url(live_server: LiveServer, folder_store: Settings) -> Iterator[str]:
+    """The base URL of the live test server serving ``folder_store``."""
+    with live_server.serving(folder_store) as url:
+        yield url

@@ -9,7 +9,6 @@ from __future__ import annotations
 import http.client
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -30,22 +29,14 @@ MISSING_RUN = "0123456789abcdef0123456789abcdef"
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Settings:
-    return Settings(
-        tracking_uri=str(tmp_path / "store"), capture_git=False, capture_environment=False
-    )
+def base(server_url: str) -> str:
+    return server_url
 
 
 @pytest.fixture
-def base(live_server: LiveServer, store: Settings) -> Iterator[str]:
-    with live_server.serving(store) as url:
-        yield url
-
-
-@pytest.fixture
-def web(base: str) -> Iterator[httpx.Client]:
+def web(server_url: str) -> Iterator[httpx.Client]:
     """One pooled client of the server (a new httpx client per call costs ~50 ms)."""
-    with httpx.Client(base_url=base) as c:
+    with httpx.Client(base_url=server_url) as c:
         yield c
 
 
@@ -390,10 +381,10 @@ def test_artifact_proxy_path_traversal_is_a_400(shared: httpx.Client) -> None:
 
 
 def test_a_server_over_a_remote_backend_answers_501(
-    live_server: LiveServer, store: Settings
+    live_server: LiveServer, folder_store: Settings
 ) -> None:
     remote = HttpBackend("http://127.0.0.1:9")
-    with live_server.mount(create_app(store, remote)) as url:
+    with live_server.mount(create_app(folder_store, remote)) as url:
         r = httpx.get(f"{url}/api/2.0/mlflow/experiments/search")
     remote.close()
     _error(r, 501, "NOT_IMPLEMENTED")

@@ -52,19 +52,6 @@ MB = 1024 * 1024
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Settings:
-    return Settings(
-        tracking_uri=str(tmp_path / "store"), capture_git=False, capture_environment=False
-    )
-
-
-@pytest.fixture
-def server_url(live_server: LiveServer, store: Settings) -> Iterator[str]:
-    with live_server.serving(store) as url:
-        yield url
-
-
-@pytest.fixture
 def api(server_url: str) -> Iterator[httpx.Client]:
     """A plain HTTP client of the test server's API."""
     with httpx.Client(base_url=f"{server_url}/api/v1") as c:
@@ -190,12 +177,12 @@ class _Broken(LocalBackend):
 
 
 def test_an_unexpected_error_is_a_logged_500_without_traceback(
-    live_server: LiveServer, store: Settings, caplog: pytest.LogCaptureFixture
+    live_server: LiveServer, folder_store: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
-    real = open_backend(store)
+    real = open_backend(folder_store)
     assert isinstance(real, LocalBackend)
     broken = _Broken(real.db, real.blobs)
-    with live_server.mount(create_app(store, broken)) as url:
+    with live_server.mount(create_app(folder_store, broken)) as url:
         r = httpx.get(f"{url}/api/v1/runs/{MISSING_RUN}")
     broken.close()
     body = _error(r, 500)
@@ -318,12 +305,14 @@ def test_a_refused_upload_is_a_typed_error_even_while_the_body_is_still_sending(
 
 
 def test_a_large_corrupted_artifact_aborts_the_download(
-    remote: HttpBackend, run_id: str, store: Settings, tmp_path: Path
+    remote: HttpBackend, run_id: str, folder_store: Settings, tmp_path: Path
 ) -> None:
     data = random.Random(1).randbytes(3 * SMALL_FILE)
     info = remote.upload_artifact(run_id, "model.bin", io.BytesIO(data))
     assert info.digest is not None
-    blob = Path(store.tracking_uri) / "artifacts" / "blobs" / info.digest[:2] / info.digest[2:]
+    blob = (
+        Path(folder_store.tracking_uri) / "artifacts" / "blobs" / info.digest[:2] / info.digest[2:]
+    )
     blob.write_bytes(data[:-1] + b"\x00")  # same size: only the digest can tell
     with (
         pytest.raises((StoreUnavailable, DataCorrupted)),
