@@ -17,9 +17,43 @@ from modelloop.tracking.client import Client
 EXPERIMENT = "demo-breast-cancer"
 
 
-def run_demo(settings: Settings, n_models: int = 6, console: Console | None = None) -> list[str]:
+def run_demo(
+    settings: Settings,
+    n_models: int = 6,
+    console: Console | None = None,
+    *,
+    through_server: bool = True,
+) -> list[str]:
     """Train ``n_models`` classifiers, track each as a run, print a comparison.
-    Returns the run ids."""
+
+    With ``through_server`` (the default) a tracking server is started on a free
+    loopback port over the local store, the tracking goes through it with the HTTP
+    backend, and the server is stopped cleanly at the end. Returns the run ids.
+    """
+    out = console or Console()
+    if not through_server:
+        return _track(settings, Client(settings=settings), n_models, out)
+    from modelloop.backends import open_backend
+    from modelloop.server import create_app
+    from modelloop.server.background import BackgroundServer
+
+    backend = open_backend(settings)
+    try:
+        with BackgroundServer(create_app(settings, backend)) as server:
+            out.print(f"tracking server listening on {server.url} (stopped when the demo ends)")
+            client = Client(settings=settings.replace(tracking_uri=server.url))
+            run_ids = _track(settings, client, n_models, out)
+    finally:
+        backend.close()
+    out.print(
+        "browse the results again with: modelloop server --db "
+        f"{settings.tracking_uri} --port 5000, then "
+        "MODELLOOP_TRACKING_URI=http://127.0.0.1:5000 modelloop runs list -e " + EXPERIMENT
+    )
+    return run_ids
+
+
+def _track(settings: Settings, client: Client, n_models: int, out: Console) -> list[str]:
     try:
         import sklearn  # noqa: F401
     except ImportError:
@@ -34,8 +68,6 @@ def run_demo(settings: Settings, n_models: int = 6, console: Console | None = No
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    out = console or Console()
-    client = Client(settings=settings)
     frame = load_breast_cancer(as_frame=True).frame
     X, y = frame.drop(columns="target"), frame["target"]
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0)

@@ -17,19 +17,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from sqlalchemy import create_engine, text
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modelloop.backends import open_backend
 from modelloop.server import create_app
+from modelloop.server.background import BackgroundServer
 from modelloop.settings import Settings
 from modelloop.store import Database, normalize_db_url
 from modelloop.tracking.client import Client
@@ -106,26 +104,8 @@ class LiveServer:
 
     def __init__(self) -> None:
         self.apps: dict[str, ASGIApp] = {}
-        config = uvicorn.Config(
-            self._dispatch,
-            host="127.0.0.1",
-            port=0,
-            interface="asgi3",
-            lifespan="off",
-            ws="none",
-            log_level="warning",
-            access_log=False,
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name="live-server", daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the test server did not start")
-            time.sleep(0.002)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
+        self.server = BackgroundServer(self._dispatch)
+        self.url = self.server.start()
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         parts = scope["path"].split("/", 3)
@@ -158,8 +138,7 @@ class LiveServer:
             backend.close()
 
     def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
+        self.server.stop()
 
 
 @pytest.fixture(scope="session")

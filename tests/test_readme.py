@@ -49,6 +49,8 @@ def test_demo_tracks_and_ranks_models(tmp_path: Path) -> None:
     run_ids = run_demo(settings, n_models=2, console=console)
     assert len(run_ids) == 2
     output = console.export_text()
+    assert "tracking server listening on http://127.0.0.1:" in output
+    assert "modelloop server --db" in output
     assert EXPERIMENT in output
     assert "roc_auc" in output
     client = Client(settings=settings)

@@ -37,11 +37,22 @@ def gc(
 def demo(
     ctx: typer.Context,
     runs: Annotated[int, typer.Option(help="How many models to train.")] = 6,
+    server: Annotated[
+        bool,
+        typer.Option(
+            "--server/--no-server",
+            help="Track through a tracking server started on a free loopback port.",
+        ),
+    ] = True,
 ) -> None:
     """Train a few scikit-learn models on a bundled data set, track them, compare them."""
     from modelloop.demo import run_demo
 
-    run_command(lambda: run_demo(state(ctx).settings(), n_models=runs, console=console))
+    run_command(
+        lambda: run_demo(
+            state(ctx).settings(), n_models=runs, console=console, through_server=server
+        )
+    )
 
 
 def version() -> None:
