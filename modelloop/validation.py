@@ -9,7 +9,8 @@ import re
 from numbers import Real
 from typing import Any
 
-from modelloop.errors import InvalidArgument
+from modelloop.entities import LifecycleStage, Metric, RunStatus
+from modelloop.errors import InvalidArgument, InvalidState
 
 MAX_KEY_LENGTH = 250
 MAX_PARAM_VALUE_LENGTH = 6000
@@ -138,3 +139,27 @@ def check_artifact_path(path: Any) -> str:
 def is_nan(value: float) -> bool:
     """True for NaN."""
     return math.isnan(value)
+
+
+def check_metric(m: Metric) -> Metric:
+    """A metric point with a valid key, a numeric value and integer step and timestamp.
+    Returns ``m`` itself when it is already clean (no copy on the hot path)."""
+    key = check_key(m.key, "metric")
+    value = check_metric_value(key, m.value)
+    timestamp = check_int("timestamp", m.timestamp)
+    step = check_int("step", m.step)
+    if key == m.key and value is m.value and timestamp is m.timestamp and step is m.step:
+        return m
+    return Metric(key, value, timestamp, step)
+
+
+def check_writable(run_id: str, stage: str, status: str, *, allow_ended: bool = False) -> None:
+    """Refuse new data for a deleted run, or (unless ``allow_ended``) an ended one."""
+    if stage != LifecycleStage.ACTIVE.value:
+        raise InvalidState(
+            f"run {run_id} is deleted; restore it before logging to it", run_id=run_id
+        )
+    if not allow_ended and RunStatus(status).is_terminal:
+        raise InvalidState(
+            f"run {run_id} has ended ({status}); start a new run to log more", run_id=run_id
+        )

@@ -206,7 +206,7 @@ class LocalBackend(LocalArtifacts):
         that has not ended unless ``allow_ended`` (MLflow's semantics: only a deleted
         run refuses data); tags may always be set on an ended run."""
         runs.check_run_id(run_id)
-        points = [_check_metric(m) for m in metrics]
+        points = [v.check_metric(m) for m in metrics]
         param_values: dict[str, str] = {}
         for p in params:
             value = v.param_value(v.check_key(p.key, "param"), p.value)
@@ -304,16 +304,6 @@ class LocalBackend(LocalArtifacts):
         if not tags:
             return {}
         return {v.check_key(k, "tag"): v.tag_value(k, val) for k, val in tags.items()}
-
-
-def _check_metric(m: Metric) -> Metric:
-    key = v.check_key(m.key, "metric")
-    value = v.check_metric_value(key, m.value)
-    timestamp = v.check_int("timestamp", m.timestamp)
-    step = v.check_int("step", m.step)
-    if key is m.key and value is m.value and timestamp is m.timestamp and step is m.step:
-        return m  # already clean (the client validated it): no copy
-    return Metric(key, value, timestamp, step)
 
 
 def _status(status: RunStatus | str) -> RunStatus:

@@ -16,7 +16,7 @@ from modelloop.entities import (
     Run,
     RunStatus,
 )
-from modelloop.errors import InvalidArgument, InvalidState, NotFound
+from modelloop.errors import InvalidArgument, NotFound
 from modelloop.store._util import chunked, now_ms
 from modelloop.store.schema import (
     datasets,
@@ -26,6 +26,7 @@ from modelloop.store.schema import (
     run_tags,
     runs,
 )
+from modelloop.validation import check_writable
 
 _RUN_ID_CHARS = set("0123456789abcdef")
 
@@ -75,15 +76,7 @@ def require_writable(conn: Connection, run_id: str, *, allow_ended: bool = False
     """The run row, if the run may receive new data: it exists, is not deleted and
     (unless ``allow_ended``) has not ended."""
     row = get_row(conn, run_id)
-    if row["lifecycle_stage"] != LifecycleStage.ACTIVE.value:
-        raise InvalidState(
-            f"run {run_id} is deleted; restore it before logging to it", run_id=run_id
-        )
-    if not allow_ended and RunStatus(row["status"]).is_terminal:
-        raise InvalidState(
-            f"run {run_id} has ended ({row['status']}); start a new run to log more",
-            run_id=run_id,
-        )
+    check_writable(run_id, row["lifecycle_stage"], row["status"], allow_ended=allow_ended)
     return row
 
 

@@ -26,7 +26,7 @@ from modelloop.entities import (
     RunStatus,
     ViewType,
 )
-from modelloop.errors import InvalidArgument, InvalidState, NotFound
+from modelloop.errors import InvalidArgument, NotFound
 from modelloop.settings import Settings, load_settings
 from modelloop.store._util import now_ms
 from modelloop.tracking import capture
@@ -220,12 +220,8 @@ class Client:
         timestamp: int | None = None,
     ) -> None:
         """Buffer one metric point (validated now, written in bulk)."""
-        point = Metric(
-            v.check_key(key, "metric"),
-            v.check_metric_value(key, value),
-            now_ms() if timestamp is None else v.check_int("timestamp", timestamp),
-            0 if step is None else v.check_int("step", step),
-        )
+        ts = now_ms() if timestamp is None else timestamp
+        point = v.check_metric(Metric(key, value, ts, 0 if step is None else step))
         self._check_writable(run_id)
         self._buffer.add(run_id, (point,))
 
@@ -237,26 +233,15 @@ class Client:
         timestamp: int | None = None,
     ) -> None:
         """Buffer metric points sharing a step and timestamp."""
-        ts = now_ms() if timestamp is None else v.check_int("timestamp", timestamp)
-        st = 0 if step is None else v.check_int("step", step)
-        points = []
-        for key, value in metrics.items():
-            v.check_key(key, "metric")
-            points.append(Metric(key, v.check_metric_value(key, value), ts, st))
+        ts = now_ms() if timestamp is None else timestamp
+        st = 0 if step is None else step
+        points = [v.check_metric(Metric(k, val, ts, st)) for k, val in metrics.items()]
         self._check_writable(run_id)
         self._buffer.add(run_id, points)
 
     def log_metric_points(self, run_id: str, points: Iterable[Metric]) -> None:
         """Buffer prepared points (each with its own step and timestamp)."""
-        checked = [
-            Metric(
-                v.check_key(p.key, "metric"),
-                v.check_metric_value(p.key, p.value),
-                v.check_int("timestamp", p.timestamp),
-                v.check_int("step", p.step),
-            )
-            for p in points
-        ]
+        checked = [v.check_metric(p) for p in points]
         self._check_writable(run_id)
         self._buffer.add(run_id, checked)
 
@@ -274,12 +259,7 @@ class Client:
         if run_id in self._writable:
             return
         run = self._backend.get_run(run_id)
-        if run.lifecycle_stage != "active":
-            raise InvalidState(f"run {run_id} is deleted; restore it before logging to it")
-        if run.status.is_terminal:
-            raise InvalidState(
-                f"run {run_id} has ended ({run.status}); start a new run to log more"
-            )
+        v.check_writable(run_id, run.lifecycle_stage, run.status)
         self._writable.add(run_id)
 
     def _write_metrics(self, run_id: str, points: Sequence[Metric]) -> None:
