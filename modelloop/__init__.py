@@ -12,7 +12,15 @@ The fluent API below works on the active run of the current thread::
 :class:`Client` offers the same operations with explicit run ids and no implicit state.
 """
 
-from modelloop.entities import Experiment, Metric, Run, RunStatus, ViewType
+from modelloop.entities import (
+    Experiment,
+    Metric,
+    ModelVersion,
+    RegisteredModel,
+    Run,
+    RunStatus,
+    ViewType,
+)
 from modelloop.errors import (
     AlreadyExists,
     Conflict,
@@ -21,7 +29,10 @@ from modelloop.errors import (
     ModelloopError,
     NotFound,
     PermissionDenied,
+    SignatureMismatch,
+    UntrustedModel,
 )
+from modelloop.registry.fluent import evaluate, load_model, log_model, promote, register_model
 from modelloop.settings import Settings, load_settings
 from modelloop.tracking.client import Client
 from modelloop.tracking.fluent import (
@@ -61,19 +72,25 @@ __all__ = [
     "InvalidArgument",
     "InvalidState",
     "Metric",
+    "ModelVersion",
     "ModelloopError",
     "NotFound",
     "PermissionDenied",
+    "RegisteredModel",
     "Run",
     "RunStatus",
     "Settings",
+    "SignatureMismatch",
+    "UntrustedModel",
     "ViewType",
     "__version__",
     "active_run",
     "end_run",
+    "evaluate",
     "flush",
     "get_client",
     "get_tracking_uri",
+    "load_model",
     "load_settings",
     "log_artifact",
     "log_artifacts",
@@ -82,9 +99,12 @@ __all__ = [
     "log_input",
     "log_metric",
     "log_metrics",
+    "log_model",
     "log_param",
     "log_params",
     "log_text",
+    "promote",
+    "register_model",
     "search_runs",
     "seed_everything",
     "set_experiment",

@@ -16,12 +16,15 @@ __all__ = [
     "DataCorrupted",
     "InvalidArgument",
     "InvalidState",
+    "MissingDependency",
     "ModelloopError",
     "NotFound",
     "PermissionDenied",
     "SchemaOutdated",
+    "SignatureMismatch",
     "StoreUnavailable",
     "Unauthenticated",
+    "UntrustedModel",
     "error_class_for_code",
 ]
 
@@ -122,6 +125,27 @@ class DataCorrupted(ModelloopError):
     http_status = 500
 
 
+class SignatureMismatch(InvalidArgument):
+    """Prediction input does not fit the model's signature (a missing column, a wrong type)."""
+
+    code = "SIGNATURE_MISMATCH"
+    http_status = 400
+
+
+class UntrustedModel(PermissionDenied):
+    """Loading this model would unpickle (run) arbitrary code and the caller did not opt in."""
+
+    code = "UNTRUSTED_MODEL"
+    http_status = 403
+
+
+class MissingDependency(InvalidState):
+    """An optional library this operation needs is not installed; the message names the extra."""
+
+    code = "MISSING_DEPENDENCY"
+    http_status = 400
+
+
 _BY_CODE: dict[str, type[ModelloopError]] = {
     cls.code: cls
     for cls in (
@@ -136,6 +160,9 @@ _BY_CODE: dict[str, type[ModelloopError]] = {
         SchemaOutdated,
         StoreUnavailable,
         DataCorrupted,
+        SignatureMismatch,
+        UntrustedModel,
+        MissingDependency,
     )
 }
 

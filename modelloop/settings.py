@@ -59,6 +59,11 @@ class Settings:
     gc_grace_seconds: int = _setting(
         3600, "Blobs younger than this are never removed by gc (they may be mid-write)."
     )
+    trust_pickled_models: bool = _setting(
+        False,
+        "Load models whose format needs pickle (plain Python models, some estimators). "
+        "Unpickling runs arbitrary code: enable only for models from a source you trust.",
+    )
     http_token: str = _setting("", "Bearer token sent to an http(s) tracking server.", secret=True)
 
     def __repr__(self) -> str:

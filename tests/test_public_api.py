@@ -15,6 +15,9 @@ def test_public_api_is_pinned() -> None:
         "log_dict", "log_figure", "log_input", "log_metric", "log_metrics", "log_param",
         "log_params", "log_text", "search_runs", "seed_everything", "set_experiment", "set_tag",
         "set_tags", "set_tracking_uri", "start_run",
+        # models and the registry
+        "ModelVersion", "RegisteredModel", "SignatureMismatch", "UntrustedModel", "evaluate",
+        "load_model", "log_model", "promote", "register_model",
     }  # fmt: skip
     for name in modelloop.__all__:
         assert hasattr(modelloop, name), name
@@ -33,6 +36,9 @@ def test_errors_have_stable_codes_and_statuses() -> None:
         "PermissionDenied": ("PERMISSION_DENIED", 403),
         "SchemaOutdated": ("SCHEMA_OUTDATED", 503),
         "DataCorrupted": ("DATA_CORRUPTED", 500),
+        "SignatureMismatch": ("SIGNATURE_MISMATCH", 400),
+        "UntrustedModel": ("UNTRUSTED_MODEL", 403),
+        "MissingDependency": ("MISSING_DEPENDENCY", 400),
     }
     for name, (code, status) in expected.items():
         cls = getattr(errors, name)

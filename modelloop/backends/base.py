@@ -10,15 +10,21 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
-from typing import BinaryIO, Protocol, runtime_checkable
+from typing import Any, BinaryIO, Protocol, runtime_checkable
 
 from modelloop.entities import (
+    AliasEvent,
     ArtifactInfo,
     DatasetInput,
+    EvaluationRecord,
     Experiment,
     Metric,
+    ModelVersion,
     Page,
     Param,
+    PromotionRecord,
+    RegisteredDataset,
+    RegisteredModel,
     Run,
     RunStatus,
     ViewType,
@@ -159,6 +165,191 @@ class Backend(Protocol):
 
     def download_artifacts(self, run_id: str, path: str | None, dest: Path) -> Path:
         """Copy a file or folder of a run's artifacts under ``dest``; returns the local path."""
+        ...
+
+    # registry: registered models
+    def create_registered_model(
+        self, name: str, description: str = "", tags: dict[str, str] | None = None
+    ) -> RegisteredModel:
+        """Create a registered model."""
+        ...
+
+    def get_registered_model(self, name: str) -> RegisteredModel:
+        """A registered model with its tags and aliases."""
+        ...
+
+    def search_registered_models(
+        self,
+        name_like: str | None = None,
+        tags: dict[str, str] | None = None,
+        max_results: int = 100,
+        page_token: str | None = None,
+    ) -> Page[RegisteredModel]:
+        """Registered models by name pattern (SQL LIKE) and tags."""
+        ...
+
+    def update_registered_model(
+        self,
+        name: str,
+        description: str | None = None,
+        intended_use: str | None = None,
+        limitations: str | None = None,
+        policy: dict[str, Any] | None = None,
+    ) -> RegisteredModel:
+        """Change card fields or the promotion policy."""
+        ...
+
+    def rename_registered_model(self, name: str, new_name: str) -> RegisteredModel:
+        """Rename a registered model."""
+        ...
+
+    def delete_registered_model(self, name: str) -> None:
+        """Delete a registered model and its versions."""
+        ...
+
+    def set_registered_model_tag(self, name: str, key: str, value: str) -> None:
+        """Set a registered model tag."""
+        ...
+
+    def delete_registered_model_tag(self, name: str, key: str) -> None:
+        """Remove a registered model tag."""
+        ...
+
+    # registry: versions and aliases
+    def create_model_version(
+        self,
+        name: str,
+        source: str,
+        run_id: str | None = None,
+        artifact_path: str | None = None,
+        description: str = "",
+        tags: dict[str, str] | None = None,
+        flavor: str | None = None,
+        signature: dict[str, Any] | None = None,
+        size_bytes: int | None = None,
+        model_id: str | None = None,
+        create_model: bool = False,
+    ) -> ModelVersion:
+        """Register the next version of a model (numbers never collide)."""
+        ...
+
+    def get_model_version(self, name: str, version: int | str) -> ModelVersion:
+        """One version."""
+        ...
+
+    def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion:
+        """The version an alias points at."""
+        ...
+
+    def get_latest_model_version(self, name: str) -> ModelVersion:
+        """The highest unarchived version."""
+        ...
+
+    def search_model_versions(
+        self,
+        name: str | None = None,
+        name_like: str | None = None,
+        run_id: str | None = None,
+        tags: dict[str, str] | None = None,
+        max_results: int = 100,
+        page_token: str | None = None,
+    ) -> Page[ModelVersion]:
+        """Versions matching every given condition."""
+        ...
+
+    def update_model_version(
+        self,
+        name: str,
+        version: int | str,
+        description: str | None = None,
+        stage: str | None = None,
+    ) -> ModelVersion:
+        """Change a version's description or stage (``Archived`` retires it)."""
+        ...
+
+    def delete_model_version(self, name: str, version: int | str) -> None:
+        """Delete a version."""
+        ...
+
+    def set_model_version_tag(self, name: str, version: int | str, key: str, value: str) -> None:
+        """Set a version tag."""
+        ...
+
+    def delete_model_version_tag(self, name: str, version: int | str, key: str) -> None:
+        """Remove a version tag."""
+        ...
+
+    def set_model_alias(
+        self, name: str, alias: str, version: int | str, reason: str = ""
+    ) -> AliasEvent:
+        """Point an alias at a version; the move is recorded."""
+        ...
+
+    def delete_model_alias(self, name: str, alias: str, reason: str = "") -> None:
+        """Remove an alias; recorded."""
+        ...
+
+    def get_alias_history(self, name: str, alias: str | None = None) -> list[AliasEvent]:
+        """Every recorded alias move, oldest first."""
+        ...
+
+    # registry: promotions, evaluations, evaluation datasets
+    def record_promotion(
+        self,
+        name: str,
+        version: int | str,
+        alias: str,
+        passed: bool,
+        checks: list[dict[str, Any]],
+        forced: bool = False,
+        reason: str = "",
+        policy: dict[str, Any] | None = None,
+    ) -> PromotionRecord:
+        """Store a gate verdict; move the alias when it passed or was forced."""
+        ...
+
+    def list_promotions(self, name: str, version: int | str | None = None) -> list[PromotionRecord]:
+        """Promotion verdicts, oldest first."""
+        ...
+
+    def record_evaluation(
+        self,
+        name: str,
+        version: int | str,
+        result: dict[str, Any],
+        run_id: str | None = None,
+        dataset_name: str | None = None,
+        dataset_digest: str | None = None,
+    ) -> EvaluationRecord:
+        """Link an evaluation to a version."""
+        ...
+
+    def list_evaluations(self, name: str, version: int | str) -> list[EvaluationRecord]:
+        """A version's evaluations."""
+        ...
+
+    def register_dataset(
+        self,
+        name: str,
+        stream: BinaryIO,
+        digest: str,
+        rows: int,
+        columns: list[str],
+        description: str = "",
+    ) -> RegisteredDataset:
+        """Store a named evaluation dataset (Parquet bytes)."""
+        ...
+
+    def get_dataset(self, name: str) -> RegisteredDataset:
+        """A registered evaluation dataset's record."""
+        ...
+
+    def list_datasets(self) -> list[RegisteredDataset]:
+        """Every registered evaluation dataset."""
+        ...
+
+    def open_dataset(self, name: str) -> BinaryIO:
+        """A verified reader of a registered dataset's Parquet bytes."""
         ...
 
     # maintenance

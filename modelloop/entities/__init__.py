@@ -2,6 +2,15 @@
 
 from modelloop.entities.dataset import Dataset, DatasetInput
 from modelloop.entities.experiment import Experiment, LifecycleStage, ViewType
+from modelloop.entities.registry import (
+    AliasEvent,
+    EvaluationRecord,
+    ModelVersion,
+    PromotionRecord,
+    RegisteredDataset,
+    RegisteredModel,
+    VersionStage,
+)
 from modelloop.entities.run import (
     ArtifactInfo,
     Metric,
@@ -12,15 +21,22 @@ from modelloop.entities.run import (
 )
 
 __all__ = [
+    "AliasEvent",
     "ArtifactInfo",
     "Dataset",
     "DatasetInput",
+    "EvaluationRecord",
     "Experiment",
     "LifecycleStage",
     "Metric",
+    "ModelVersion",
     "Page",
     "Param",
+    "PromotionRecord",
+    "RegisteredDataset",
+    "RegisteredModel",
     "Run",
     "RunStatus",
+    "VersionStage",
     "ViewType",
 ]

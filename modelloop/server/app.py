@@ -13,7 +13,7 @@ from modelloop.backends.factory import open_backend
 from modelloop.server.auth import AuthMiddleware, add_route, include_router
 from modelloop.server.errors import install_error_handlers
 from modelloop.server.mlflow import install_mlflow_api
-from modelloop.server.routes import artifacts, experiments, maintenance, runs, users
+from modelloop.server.routes import artifacts, experiments, maintenance, registry, runs, users
 from modelloop.settings import Settings, load_settings
 
 __all__ = ["API_PREFIX", "create_app", "create_app_from_environment"]
@@ -59,8 +59,10 @@ def create_app(settings: Settings, backend: Backend | None = None) -> FastAPI:
     # authenticating is still a JSON error.
     app.add_middleware(AuthMiddleware)
     install_error_handlers(app)
-    for module in (experiments, runs, artifacts, maintenance, users):
+    for module in (experiments, runs, artifacts, maintenance, users, registry):
         include_router(app, module.router, prefix=API_PREFIX)
+    include_router(app, registry.versions_router, prefix=API_PREFIX)
+    include_router(app, registry.datasets_router, prefix=API_PREFIX)
     include_router(app, maintenance.health_router)
     add_route(app, "/openapi.json", {"GET"})
     install_mlflow_api(app)

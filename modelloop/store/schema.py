@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -161,8 +163,6 @@ run_artifacts = Table(
     Index(None, "digest"),
 )
 
-# Columns holding blob digests; gc keeps every blob any of them refers to.
-BLOB_REFERENCES = (run_artifacts.c.digest,)
 
 # Authentication (migration 0002). A user's password is stored only as a KDF hash
 # (``modelloop.accounts``); an API token only as its sha256.
@@ -205,3 +205,170 @@ audit_log = Table(
     Index(None, "actor", "time"),
     Index(None, "object_type", "object_id"),
 )
+
+# The model registry (migration 0003). ``next_version`` is the version counter:
+# registering increments it with one UPDATE, which serialises concurrent
+# registrations on the model's row, so two of them never get the same number.
+registered_models = Table(
+    "registered_models",
+    metadata,
+    Column("name", String(256), primary_key=True),
+    Column("description", Text, nullable=False),
+    Column("intended_use", Text, nullable=False),
+    Column("limitations", Text, nullable=False),
+    Column("policy", Text, nullable=True),
+    Column("next_version", Integer, nullable=False),
+    Column("user_id", String(256), nullable=True),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("last_updated_time", BigInteger, nullable=False),
+)
+
+registered_model_tags = Table(
+    "registered_model_tags",
+    metadata,
+    Column(
+        "name",
+        String(256),
+        ForeignKey("registered_models.name", ondelete="CASCADE", onupdate="CASCADE"),
+        primary_key=True,
+    ),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column(
+        "name",
+        String(256),
+        ForeignKey("registered_models.name", ondelete="CASCADE", onupdate="CASCADE"),
+        primary_key=True,
+    ),
+    Column("version", Integer, primary_key=True),
+    Column("source", Text, nullable=False),
+    Column("run_id", String(32), nullable=True),
+    Column("artifact_path", Text, nullable=True),
+    Column("model_id", String(64), nullable=True),
+    Column("status", String(32), nullable=False),
+    Column("stage", String(16), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("user_id", String(256), nullable=True),
+    Column("flavor", String(32), nullable=True),
+    Column("signature", Text, nullable=True),
+    Column("size_bytes", BigInteger, nullable=True),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("last_updated_time", BigInteger, nullable=False),
+    Index(None, "run_id"),
+)
+
+model_version_tags = Table(
+    "model_version_tags",
+    metadata,
+    Column("name", String(256), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+    ForeignKeyConstraint(
+        ["name", "version"],
+        ["model_versions.name", "model_versions.version"],
+        ondelete="CASCADE",
+        onupdate="CASCADE",
+    ),
+)
+
+model_aliases = Table(
+    "model_aliases",
+    metadata,
+    Column("name", String(256), primary_key=True),
+    Column("alias", String(256), primary_key=True),
+    Column("version", Integer, nullable=False),
+    ForeignKeyConstraint(
+        ["name", "version"],
+        ["model_versions.name", "model_versions.version"],
+        ondelete="CASCADE",
+        onupdate="CASCADE",
+    ),
+)
+
+# Append-only history of alias moves: which version held an alias at any moment.
+alias_events = Table(
+    "alias_events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column(
+        "name",
+        String(256),
+        ForeignKey("registered_models.name", ondelete="CASCADE", onupdate="CASCADE"),
+        nullable=False,
+    ),
+    Column("alias", String(256), nullable=False),
+    Column("version", Integer, nullable=True),
+    Column("previous_version", Integer, nullable=True),
+    Column("time", BigInteger, nullable=False),
+    Column("actor", String(256), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("verdict_id", BigInteger, nullable=True),
+    Index(None, "name", "alias", "time"),
+)
+
+promotion_verdicts = Table(
+    "promotion_verdicts",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("name", String(256), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("alias", String(256), nullable=False),
+    Column("passed", Boolean, nullable=False),
+    Column("forced", Boolean, nullable=False),
+    Column("moved", Boolean, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("checks", Text, nullable=False),
+    Column("policy", Text, nullable=True),
+    Column("time", BigInteger, nullable=False),
+    Column("actor", String(256), nullable=False),
+    ForeignKeyConstraint(
+        ["name", "version"],
+        ["model_versions.name", "model_versions.version"],
+        ondelete="CASCADE",
+        onupdate="CASCADE",
+    ),
+    Index(None, "name", "version"),
+)
+
+evaluations = Table(
+    "evaluations",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("name", String(256), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("run_id", String(32), nullable=True),
+    Column("dataset_name", String(256), nullable=True),
+    Column("dataset_digest", String(64), nullable=True),
+    Column("result", Text, nullable=False),
+    Column("time", BigInteger, nullable=False),
+    Column("actor", String(256), nullable=False),
+    ForeignKeyConstraint(
+        ["name", "version"],
+        ["model_versions.name", "model_versions.version"],
+        ondelete="CASCADE",
+        onupdate="CASCADE",
+    ),
+    Index(None, "name", "version"),
+)
+
+registered_datasets = Table(
+    "registered_datasets",
+    metadata,
+    Column("name", String(256), primary_key=True),
+    Column("digest", String(64), nullable=False),
+    Column("blob_digest", String(64), nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    Column("columns", Text, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("created_time", BigInteger, nullable=False),
+    Column("actor", String(256), nullable=False),
+)
+
+# Columns holding blob digests; gc keeps every blob any of them refers to.
+BLOB_REFERENCES = (run_artifacts.c.digest, registered_datasets.c.blob_digest)

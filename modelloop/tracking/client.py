@@ -27,6 +27,7 @@ from modelloop.entities import (
     ViewType,
 )
 from modelloop.errors import InvalidArgument, NotFound
+from modelloop.registry.lineage import LineageMixin
 from modelloop.settings import Settings, load_settings
 from modelloop.store._util import now_ms
 from modelloop.tracking import capture
@@ -41,7 +42,7 @@ __all__ = ["Client"]
 SYSTEM_ARTIFACT_DIR = "_modelloop"
 
 
-class Client:
+class Client(LineageMixin):
     """Talks to one tracking backend. Every method names its run explicitly.
 
     ``Client()`` resolves settings from the environment and config file;

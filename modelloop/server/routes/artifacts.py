@@ -37,7 +37,7 @@ ArtifactPath = Annotated[str, Path(description="A relative path in the run's art
 SMALL_FILE = CHUNK_SIZE
 
 _OCTET_STREAM = "application/octet-stream"
-_BINARY_BODY = {
+BINARY_BODY = {
     "requestBody": {
         "required": True,
         "content": {_OCTET_STREAM: {"schema": {"type": "string", "format": "binary"}}},
@@ -88,7 +88,7 @@ def request_body(request: Request) -> io.BufferedReader:
 @router.put(
     "/{path:path}",
     operation_id="upload_artifact",
-    openapi_extra=_BINARY_BODY,
+    openapi_extra=BINARY_BODY,
 )
 async def upload_artifact(
     run_id: RunId, path: ArtifactPath, request: Request, backend: BackendDep
