@@ -6,10 +6,13 @@ It uses a data set that ships with scikit-learn, so nothing is downloaded.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from modelloop.entities import PromotionRecord
 from modelloop.errors import InvalidArgument, NotFound
 from modelloop.settings import Settings
 from modelloop.tracking.client import Client
@@ -112,6 +115,7 @@ def _track(settings: Settings, client: Client, n_models: int, out: Console) -> l
             score = model.score(X_train.iloc[:n], y_train.iloc[:n])
             client.log_metric(run.run_id, "train_accuracy_by_rows", float(score), step=step)
         client.log_dict(run.run_id, {"features": list(X.columns)}, "features.json")
+        client.log_model(run.run_id, model, "model", input_example=X_test.iloc[:5])
         client.end_run(run.run_id)
         run_ids.append(run.run_id)
         out.print(f"tracked [bold]{name}[/bold] as run {run.run_id}")
@@ -140,8 +144,83 @@ def _track(settings: Settings, client: Client, n_models: int, out: Console) -> l
         if len(best) > 1
         else ""
     )
+    _register_and_promote(client, exp_id, best[0].run_id, X_train, y_train, X_test, y_test, out)
     client.close()
     return run_ids
+
+
+DEMO_MODEL = "breast-cancer"
+DEMO_POLICY = """
+target_alias: champion
+evaluation:
+  dataset: breast-cancer-holdout
+  target: target
+  model_type: classifier
+  slices: ["`mean radius` >= 14"]
+checks:
+  - metric_threshold: {metric: accuracy, min: 0.93}
+  - beats_champion: {metric: roc_auc, min_absolute_change: 0.0}
+  - slice_gap: {metric: accuracy, max_gap: 0.15}
+  - schema_compatible: {}
+  - latency_budget: {p95_ms: 100}
+  - max_model_size: {max_bytes: 50MB}
+"""
+
+
+def _register_and_promote(
+    client: Client,
+    exp_id: str,
+    best_run_id: str,
+    X_train: Any,
+    y_train: Any,
+    X_test: Any,
+    y_test: Any,
+    out: Console,
+) -> None:
+    """Register the best run's model, promote it through a policy, then show a worse
+    candidate refused by the gates."""
+    from sklearn.tree import DecisionTreeClassifier
+
+    from modelloop.registry.uris import runs_uri
+
+    client.register_dataset("breast-cancer-holdout", X_test.assign(target=y_test))
+    best = client.register_model(runs_uri(best_run_id, "model"), DEMO_MODEL)
+    client.set_policy(DEMO_MODEL, DEMO_POLICY)
+    out.print(f"registered the best run's model as {best.uri}; promotion policy stored")
+    _show(client.promote(DEMO_MODEL, best.version, to="champion"), out)
+
+    stump = DecisionTreeClassifier(max_depth=1, random_state=0).fit(X_train, y_train)
+    run = client.create_run(exp_id, name="stump-candidate")
+    client.log_input(run.run_id, X_train.assign(target=y_train), "breast-cancer", "train")
+    info = client.log_model(run.run_id, stump, "model", input_example=X_test.iloc[:5])
+    client.end_run(run.run_id)
+    worse = client.register_model(info.model_uri, DEMO_MODEL)
+    out.print(f"a weaker candidate, {worse.uri}, asks for the champion alias:")
+    _show(client.promote(DEMO_MODEL, worse.version, to="champion"), out)
+    holder = client.get_model_version_by_alias(DEMO_MODEL, "champion")
+    out.print(
+        f"champion is still version {holder.version}. See: modelloop models history "
+        f"{DEMO_MODEL} --alias champion; modelloop models card {DEMO_MODEL} {holder.version}"
+    )
+
+
+def _show(record: PromotionRecord, out: Console) -> None:
+    table = Table("check", "result", "value", "baseline", title=f"gates for v{record.version}")
+    for check in record.checks:
+        mark = "[green]PASS[/green]" if check.get("passed") else "[red]FAIL[/red]"
+        table.add_row(
+            escape(str(check.get("name"))),
+            mark,
+            _num(check.get("value")),
+            _num(check.get("baseline")),
+        )
+    out.print(table)
+    verdict = "[green]promoted[/green]" if record.moved else "[red]refused[/red]"
+    out.print(f"{verdict}: {DEMO_MODEL} v{record.version} → {record.alias}")
+
+
+def _num(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else ("" if value is None else str(value))
 
 
 def _params(model: object) -> dict[str, str]:

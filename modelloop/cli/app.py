@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from modelloop.cli import audit, db, experiments, maintenance, runs, server, users
+from modelloop.cli import audit, db, experiments, maintenance, models, runs, server, users
 from modelloop.cli.context import CliState
 
 app = typer.Typer(
@@ -36,6 +36,8 @@ def _root(
 
 app.add_typer(experiments.app, name="experiments")
 app.add_typer(runs.app, name="runs")
+app.add_typer(models.app, name="models")
+app.add_typer(models.datasets_app, name="datasets")
 app.add_typer(db.app, name="db")
 app.add_typer(users.users_app, name="users")
 app.add_typer(users.tokens_app, name="tokens")
