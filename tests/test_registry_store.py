@@ -285,6 +285,6 @@ def test_policy_is_validated_when_stored(client: Client) -> None:
     client.create_registered_model("m")
     with pytest.raises(InvalidArgument):
         client.backend.update_registered_model("m", policy={"checks": [{"nope": {}}]})
+    _version(client, "m")
     with pytest.raises(InvalidState, match="no promotion policy"):
-        _version(client, "m")
         client.promote("m", 1)
