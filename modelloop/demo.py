@@ -156,7 +156,7 @@ evaluation:
   dataset: breast-cancer-holdout
   target: target
   model_type: classifier
-  slices: ["`mean radius` >= 14"]
+  slices: ["`mean radius` < 14", "`mean radius` >= 14"]
 checks:
   - metric_threshold: {metric: accuracy, min: 0.93}
   - beats_champion: {metric: roc_auc, min_absolute_change: 0.0}
