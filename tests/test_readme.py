@@ -53,11 +53,23 @@ def test_demo_tracks_and_ranks_models(tmp_path: Path) -> None:
     assert "modelloop server --db" in output
     assert EXPERIMENT in output
     assert "roc_auc" in output
+    assert "promoted: breast-cancer v1 → champion" in output
+    assert "refused: breast-cancer v2 → champion" in output
     client = Client(settings=settings)
-    runs = client.search_runs([EXPERIMENT])
+    runs = client.search_runs(
+        [EXPERIMENT], "attributes.run_id IN (" + ", ".join(repr(r) for r in run_ids) + ")"
+    )
     assert {r.run_id for r in runs} == set(run_ids)
     for run in runs:
         assert run.status.value == "FINISHED"
         assert 0.9 < run.metrics["accuracy"] <= 1.0
         assert {i.context for i in run.inputs} == {"train", "eval"}
+    # The best run's model is the champion; the weaker candidate was refused on record.
+    champion = client.get_model_version_by_alias("breast-cancer", "champion")
+    assert champion.version == 1
+    assert champion.run_id in run_ids
+    verdicts = client.backend.list_promotions("breast-cancer")
+    assert [(v.version, v.moved) for v in verdicts] == [(1, True), (2, False)]
+    evaluations = client.search_runs([EXPERIMENT], "tags.modelloop.run_type = 'evaluation'")
+    assert len(evaluations) == 3  # v1 alone, then v2 and the champion on the same data
     client.close()

@@ -3,6 +3,7 @@ alias, promote, history, lineage, card, policy, evaluate) and ``modelloop datase
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime
 from pathlib import Path
@@ -28,8 +29,18 @@ datasets_app = typer.Typer(help="Registered evaluation datasets.", no_args_is_he
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 
 
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
 def _print_json(data: Any) -> None:
-    console.print_json(json.dumps(data, default=str))
+    console.print_json(json.dumps(_plain(data), default=str))
 
 
 def _size(n: int | None) -> str:
