@@ -58,7 +58,9 @@ def _size(n: int | None) -> str:
 def list_(
     ctx: typer.Context,
     name: Annotated[str | None, typer.Option(help="SQL LIKE pattern, e.g. 'churn%'.")] = None,
-    max_results: Annotated[int, typer.Option("--max", "-n", min=1)] = 100,
+    max_results: Annotated[
+        int, typer.Option("--max", "-n", min=1, help="Show at most this many models.")
+    ] = 100,
 ) -> None:
     """List registered models with their latest version and aliases."""
 
@@ -509,7 +511,7 @@ def register_dataset(
     ctx: typer.Context,
     name: str,
     file: Annotated[Path, typer.Argument(help="A Parquet or CSV file.")],
-    description: str = "",
+    description: Annotated[str, typer.Option(help="What the dataset is.")] = "",
 ) -> None:
     """Keep a table as a named evaluation dataset (promotion gates re-score on it)."""
 
