@@ -19,11 +19,12 @@ from sklearn.ensemble import (
     RandomForestClassifier,
 )
 from sklearn.linear_model import LogisticRegression
-from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+from sklearn.tree import DecisionTreeClassifier
 
 from modelloop.errors import (
+    DataCorrupted,
     InvalidState,
     SignatureMismatch,
     UntrustedModel,
@@ -252,18 +253,43 @@ def test_sklearn_falls_back_to_pickle_when_skops_cannot(numeric: Any, tmp_path: 
     [
         lambda: RandomForestClassifier(n_estimators=10, random_state=0),
         lambda: GradientBoostingClassifier(n_estimators=10, random_state=0),
-        lambda: HistGradientBoostingClassifier(max_iter=10, random_state=0),
-        lambda: MLPClassifier(hidden_layer_sizes=(8,), max_iter=50, random_state=0),
+        lambda: Pipeline([("scale", StandardScaler()), ("tree", DecisionTreeClassifier())]),
     ],
-    ids=["random-forest", "gradient-boosting", "hist-gradient-boosting", "mlp"],
+    ids=["random-forest", "gradient-boosting", "pipeline-tree"],
 )
-@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-def test_common_sklearn_models_load_without_opt_in(make: Any, numeric: Any, tmp_path: Path) -> None:
-    """Tree ensembles and MLPs hold scikit-learn state types outside skops' default
-    trusted set; modelloop's reviewed list lets them load safely without trust."""
+def test_tree_models_load_without_opt_in(make: Any, numeric: Any, tmp_path: Path) -> None:
+    """skops does not trust sklearn's Tree (unchecked node indices); modelloop checks
+    every node after loading instead, so tree models load safely without trust."""
     x, y = numeric
     model = make().fit(x, y)
     save_model(model, tmp_path / "m", input_example=x.head(3))
     loaded = load_model_dir(tmp_path / "m")
     np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
     np.testing.assert_array_equal(loaded.predict_proba(x), model.predict_proba(x))
+
+
+def test_a_crafted_tree_is_refused(numeric: Any, tmp_path: Path) -> None:
+    import skops.io as sio
+
+    x, y = numeric
+    model = DecisionTreeClassifier(max_depth=3, random_state=0).fit(x, y)
+    save_model(model, tmp_path / "m", input_example=x.head(3))
+    state = model.tree_.__getstate__()
+    state["nodes"]["left_child"][0] = 10**6  # would make predict read out of bounds
+    model.tree_.__setstate__(state)
+    sio.dump(model, tmp_path / "m" / "model.skops")
+    with pytest.raises(DataCorrupted, match="child index"):
+        load_model_dir(tmp_path / "m")
+    # An explicit opt-in is the caller's word that the file is theirs.
+    assert load_model_dir(tmp_path / "m", trusted=True).flavor == "sklearn"
+
+
+def test_other_untrusted_sklearn_types_still_need_opt_in(numeric: Any, tmp_path: Path) -> None:
+    x, y = numeric
+    model = HistGradientBoostingClassifier(max_iter=5, random_state=0).fit(x, y)
+    save_model(model, tmp_path / "m", input_example=x.head(3))
+    with pytest.raises(UntrustedModel, match="TreePredictor"):
+        load_model_dir(tmp_path / "m")
+    np.testing.assert_array_equal(
+        load_model_dir(tmp_path / "m", trusted=True).predict(x), model.predict(x)
+    )
