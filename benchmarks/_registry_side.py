@@ -81,7 +81,7 @@ def modelloop_registry(store: str, checkpoints: list[int]) -> dict[str, Any]:
                 "versions": registered,
                 "alias": _median_us(lambda: backend.get_model_version_by_alias(MODEL, "champion")),
                 "version": _median_us(
-                    lambda: backend.get_model_version(MODEL, rng.randint(1, registered))
+                    lambda n=registered: backend.get_model_version(MODEL, rng.randint(1, n))
                 ),
                 "uri": _median_us(lambda: resolve_model_uri(backend, f"models:/{MODEL}@champion")),
                 "latest": _median_us(lambda: backend.get_latest_model_version(MODEL)),
@@ -157,7 +157,7 @@ def mlflow_registry(checkpoints: list[int]) -> dict[str, Any]:
                 "versions": registered,
                 "alias": _median_us(lambda: client.get_model_version_by_alias(MODEL, "champion")),
                 "version": _median_us(
-                    lambda: client.get_model_version(MODEL, str(rng.randint(1, registered)))
+                    lambda n=registered: client.get_model_version(MODEL, str(rng.randint(1, n)))
                 ),
                 "latest": _median_us(
                     lambda: client.search_model_versions(
