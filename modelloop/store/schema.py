@@ -372,3 +372,59 @@ registered_datasets = Table(
 
 # Columns holding blob digests; gc keeps every blob any of them refers to.
 BLOB_REFERENCES = (run_artifacts.c.digest, registered_datasets.c.blob_digest)
+
+# MLflow 3's logged models (migration 0004). A logged model's files are artifacts
+# of its source run under ``_logged_models/<model_id>/``, so these tables hold only
+# its metadata; deleting a run's row removes its logged models with it.
+logged_models = Table(
+    "logged_models",
+    metadata,
+    Column("model_id", String(64), primary_key=True),
+    Column(
+        "experiment_id",
+        Integer,
+        ForeignKey("experiments.experiment_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column(
+        "source_run_id",
+        String(32),
+        ForeignKey("runs.run_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("name", String(250), nullable=False),
+    Column("model_type", String(256), nullable=True),
+    Column("status", String(32), nullable=False),
+    Column("status_message", Text, nullable=True),
+    Column("user_id", String(256), nullable=True),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("last_updated_time", BigInteger, nullable=False),
+    Index(None, "experiment_id", "name"),
+    Index(None, "source_run_id"),
+)
+
+logged_model_tags = Table(
+    "logged_model_tags",
+    metadata,
+    Column(
+        "model_id",
+        String(64),
+        ForeignKey("logged_models.model_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+logged_model_params = Table(
+    "logged_model_params",
+    metadata,
+    Column(
+        "model_id",
+        String(64),
+        ForeignKey("logged_models.model_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+)

@@ -9,13 +9,15 @@ routes (errors in MLflow's shape):
 - ``artifacts.proxy_router`` under ``/api/2.0/mlflow-artifacts`` (the artifact proxy
   behind ``mlflow-artifacts:`` URIs);
 - ``server-info`` under ``/api/3.0/mlflow``;
-- ``logged_models``: only the (empty) search the client runs when listing artifacts.
+- ``logged_models``: MLflow 3's logged models (``logged-models/*``, and ``runs/outputs``);
+  their files are artifacts of their source run, reached through the proxy's
+  ``<exp>/models/<model_id>/artifacts`` paths;
+- ``registry_models`` and ``registry_versions``: the model registry
+  (``registered-models/*``, ``model-versions/*``) over modelloop's registry, sharing
+  :mod:`.registry` (shapes, source resolution) and :mod:`.search_filter`.
 
-Each is also served under ``/ajax-api/...``, the prefix MLflow's web UI uses. The
-model registry (``registered-models``, ``model-versions``) will be more modules
-added to :data:`TRACKING_ROUTERS`, and MLflow 3's logged models will grow in
-``logged_models`` (their files a case of the proxy's path mapping). These routes are not in
-the native API's OpenAPI schema: MLflow's documentation describes them.
+Each is also served under ``/ajax-api/...``, the prefix MLflow's web UI uses. These
+routes are not in the native API's OpenAPI schema: MLflow's documentation describes them.
 """
 
 from __future__ import annotations
@@ -24,7 +26,15 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 
 from modelloop.server.auth import include_router
-from modelloop.server.mlflow import artifacts, experiments, logged_models, metrics, runs
+from modelloop.server.mlflow import (
+    artifacts,
+    experiments,
+    logged_models,
+    metrics,
+    registry_models,
+    registry_versions,
+    runs,
+)
 from modelloop.server.mlflow.errors import MlflowRoute, install_endpoint_errors
 from modelloop.server.mlflow.wire import ok
 
@@ -37,6 +47,9 @@ TRACKING_ROUTERS = (
     metrics.router,
     artifacts.router,
     logged_models.router,
+    logged_models.outputs_router,
+    registry_models.router,
+    registry_versions.router,
 )
 
 _v3 = APIRouter(route_class=MlflowRoute)

@@ -3,13 +3,15 @@ proxy under ``/api/2.0/mlflow-artifacts`` that the stock client uses with
 ``mlflow-artifacts:`` URIs.
 
 Proxy paths map onto modelloop's per-run artifact trees:
-``<experiment_id>/<run_id>/artifacts/<path>`` is the file ``<path>`` of that run
-(the run must be in that experiment). Any other path (for example the
-``<experiment_id>/models/<model_id>/artifacts/...`` of MLflow 3's logged models,
-which are not served yet) is refused: an upload or delete with 400
-``INVALID_PARAMETER_VALUE``, a download with 404, and a listing answers ``{}`` as
-MLflow does for a missing folder. A path that is absolute or climbs with ``..``
-(encoded or not) is a 400.
+
+- ``<experiment_id>/<run_id>/artifacts/<path>`` is the file ``<path>`` of that run
+  (the run must be in that experiment);
+- ``<experiment_id>/models/<model_id>/artifacts/<path>`` (an MLflow 3 logged model's
+  files) is the file ``_logged_models/<model_id>/<path>`` of the model's source run.
+
+Any other path is refused: an upload or delete with 400 ``INVALID_PARAMETER_VALUE``,
+a download with 404, and a listing answers ``{}`` as MLflow does for a missing
+folder. A path that is absolute or climbs with ``..`` (encoded or not) is a 400.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from modelloop.server.mlflow.errors import RESOURCE_DOES_NOT_EXIST, MlflowError,
 from modelloop.server.mlflow.wire import RunMessage, message, ok
 from modelloop.server.routes.artifacts import download_artifact, request_body
 
-__all__ = ["RunPath", "parse_proxy_path", "proxy_router", "router"]
+__all__ = ["ModelPath", "RunPath", "parse_proxy_path", "proxy_router", "router"]
 
 #: ``/api/2.0/mlflow/artifacts/list`` (the tracking service).
 router = APIRouter(prefix="/artifacts", route_class=MlflowRoute)
@@ -41,38 +43,74 @@ router = APIRouter(prefix="/artifacts", route_class=MlflowRoute)
 proxy_router = APIRouter(prefix="/artifacts", route_class=MlflowRoute)
 
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
+_MODEL_ID = re.compile(r"m-[0-9a-f]{32}")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class RunPath:
-    """A proxy path inside a run's artifact tree (``path`` None: the tree's root)."""
+    """A proxy path inside a run's artifact tree (``path`` None: the tree's root).
+    ``base`` is the folder the proxy path is rooted at (None: the run's root; a
+    logged model's folder for its paths), so ``path == base`` names that root."""
 
     experiment_id: str
     run_id: str
     path: str | None
+    base: str | None = None
+
+    @property
+    def is_root(self) -> bool:
+        """Whether the path names the root folder rather than something inside it."""
+        return self.path == self.base
 
 
-def parse_proxy_path(raw: str) -> RunPath | None:
-    """The run and the path inside its artifacts named by a proxy path; None when the
-    path is not under a run. A path that is absolute or escapes is a 400."""
-    parts = v.check_artifact_path(raw).split("/", 3)
-    if len(parts) < 3 or not parts[0].isdigit() or not _RUN_ID.fullmatch(parts[1]):
+@dataclasses.dataclass(frozen=True, slots=True)
+class ModelPath:
+    """A proxy path inside a logged model's files (``path`` None: their root)."""
+
+    experiment_id: str
+    model_id: str
+    path: str | None
+
+
+def parse_proxy_path(raw: str) -> RunPath | ModelPath | None:
+    """The run (or logged model) and the path inside its artifacts named by a proxy
+    path; None when the path is under neither. A path that is absolute or escapes is
+    a 400."""
+    parts = v.check_artifact_path(raw).split("/", 4)
+    if len(parts) < 3 or not parts[0].isdigit():
         return None
-    if parts[2] != "artifacts":
-        return None
-    return RunPath(parts[0], parts[1], parts[3] if len(parts) == 4 else None)
+    if _RUN_ID.fullmatch(parts[1]) and parts[2] == "artifacts":
+        rest = "/".join(parts[3:])
+        return RunPath(parts[0], parts[1], rest or None)
+    models = parts[1] == "models" and len(parts) >= 4 and parts[3] == "artifacts"
+    if models and _MODEL_ID.fullmatch(parts[2]):
+        return ModelPath(parts[0], parts[2], parts[4] if len(parts) == 5 else None)
+    return None
 
 
 def _run_path(store: LocalBackend, raw: str, writing: bool) -> RunPath:
-    """The run path named by ``raw``, after checking the run is in that experiment."""
+    """The run path named by ``raw``, after checking the run (or logged model) is in
+    that experiment; a logged model's path becomes its source run's."""
     target = parse_proxy_path(raw)
     if target is None:
         if writing:
             raise MlflowError(
                 f"Artifact path '{raw:.200}' is not under a run: this server stores artifacts "
-                "at <experiment_id>/<run_id>/artifacts/<path>"
+                "at <experiment_id>/<run_id>/artifacts/<path> and "
+                "<experiment_id>/models/<model_id>/artifacts/<path>"
             )
         raise MlflowError(f"No artifact at '{raw:.200}'", RESOURCE_DOES_NOT_EXIST, 404)
+    if isinstance(target, ModelPath):
+        model = store.get_logged_model(target.model_id)
+        if model.experiment_id != target.experiment_id:
+            raise MlflowError(
+                f"Logged model '{target.model_id}' is not in experiment '{target.experiment_id}'",
+                RESOURCE_DOES_NOT_EXIST,
+                404,
+            )
+        base = model.artifact_path
+        inside = f"{base}/{target.path}" if target.path else base
+        return RunPath(target.experiment_id, model.source_run_id, inside, base)
     run = store.get_run(target.run_id)
     if run.experiment_id != target.experiment_id:
         raise MlflowError(
@@ -140,7 +178,7 @@ def list_proxy(
 async def upload(path: str, request: Request, store: StoreDep) -> JSONResponse:
     """Store the request body, streamed, as one file of a run's artifacts."""
     target = await run_in_threadpool(_run_path, store, path, True)
-    if target.path is None:
+    if target.is_root or target.path is None:
         raise MlflowError(f"Artifact path '{path:.200}' must name a file inside the run")
     await run_in_threadpool(
         lambda: store.upload_artifact(
@@ -154,7 +192,7 @@ async def upload(path: str, request: Request, store: StoreDep) -> JSONResponse:
 def download(path: str, store: StoreDep) -> Response:
     """The bytes of one artifact file, streamed and verified against their digest."""
     target = _run_path(store, path, writing=False)
-    if target.path is None:
+    if target.is_root or target.path is None:
         raise MlflowError(f"'{path:.200}' is a folder, not a file", RESOURCE_DOES_NOT_EXIST, 404)
     return download_artifact(target.run_id, target.path, store)
 
