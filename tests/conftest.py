@@ -21,6 +21,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from sqlalchemy import create_engine, text
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -199,3 +201,28 @@ def server_url(live_server: LiveServer, folder_store: Settings) -> Iterator[str]
     """The base URL of the live test server serving ``folder_store``."""
     with live_server.serving(folder_store) as url:
         yield url
+
+
+# data for the model packaging tests -------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def table() -> tuple[pd.DataFrame, pd.Series]:
+    """A small mixed table (int, float, string columns) and a binary target."""
+    rng = np.random.default_rng(7)
+    frame = pd.DataFrame(
+        {
+            "age": rng.integers(18, 80, 120),
+            "income": rng.normal(50_000, 12_000, 120),
+            "city": rng.choice(["paris", "lyon", "nice"], 120),
+        }
+    )
+    target = ((frame["income"] > 50_000) ^ (frame["city"] == "nice")).astype(int)
+    return frame, target
+
+
+@pytest.fixture(scope="module")
+def numeric(table: tuple[pd.DataFrame, pd.Series]) -> tuple[pd.DataFrame, pd.Series]:
+    """The numeric columns of ``table`` and its target."""
+    frame, target = table
+    return frame[["age", "income"]], target

@@ -39,26 +39,6 @@ from modelloop.models import (
 )
 
 
-@pytest.fixture(scope="module")
-def table() -> tuple[pd.DataFrame, pd.Series]:
-    rng = np.random.default_rng(7)
-    frame = pd.DataFrame(
-        {
-            "age": rng.integers(18, 80, 120),
-            "income": rng.normal(50_000, 12_000, 120),
-            "city": rng.choice(["paris", "lyon", "nice"], 120),
-        }
-    )
-    target = ((frame["income"] > 50_000) ^ (frame["city"] == "nice")).astype(int)
-    return frame, target
-
-
-@pytest.fixture(scope="module")
-def numeric(table: tuple[pd.DataFrame, pd.Series]) -> tuple[pd.DataFrame, pd.Series]:
-    frame, target = table
-    return frame[["age", "income"]], target
-
-
 class ThresholdModel:
     """A plain Python model: the python flavor pickles it."""
 

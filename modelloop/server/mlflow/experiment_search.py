@@ -22,21 +22,12 @@ from typing import Any
 
 from modelloop.entities import Experiment
 from modelloop.server.mlflow.errors import MlflowError
+from modelloop.server.mlflow.search_filter import bad_filter, tokenize, unquote
 
 __all__ = ["MAX_RESULTS", "search_experiments"]
 
 MAX_RESULTS = 50_000
 
-_TOKEN = re.compile(
-    r"""\s*(?:
-        (?P<str>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")
-      | (?P<quoted>`[^`]*`)
-      | (?P<op>!=|<=|>=|=|<|>)
-      | (?P<num>[+-]?\d+(?![\w.]))
-      | (?P<word>[A-Za-z_][\w.\-]*)
-    )""",
-    re.VERBOSE,
-)
 _ATTR_PREFIXES = ("attribute.", "attributes.", "attr.")
 _TAG_PREFIXES = ("tags.", "tag.")
 _STRING_ATTRS = ("name",)
@@ -54,46 +45,27 @@ class _Comparison:
     value: str | int
 
 
-def _bad(text: str, why: str) -> MlflowError:
-    return MlflowError(f"Invalid filter string {text!r}: {why}")
-
-
-def _tokens(text: str) -> list[tuple[str, str]]:
-    out: list[tuple[str, str]] = []
-    pos = 0
-    while text[pos:].strip():
-        m = _TOKEN.match(text, pos)
-        if m is None or m.lastgroup is None:
-            raise _bad(text, f"unexpected {text[pos:].strip()[:20]!r}")
-        out.append((m.lastgroup, m.group(m.lastgroup)))
-        pos = m.end()
-    return out
-
-
-def _unquote(token: str) -> str:
-    body = token[1:-1]
-    return re.sub(r"\\(.)", r"\1", body) if token[0] != "`" else body
-
-
 def _identifier(text: str, toks: list[tuple[str, str]], i: int) -> tuple[str, str, int]:
     kind, word = toks[i]
     if kind != "word":
-        raise _bad(text, f"expected an attribute or tags.<key>, got {word!r}")
+        raise bad_filter(text, f"expected an attribute or tags.<key>, got {word!r}")
     lower = word.lower()
     for prefix in _TAG_PREFIXES:
         if lower.startswith(prefix):
             key = word[len(prefix) :]
             if not key and i + 1 < len(toks) and toks[i + 1][0] in ("quoted", "str"):
-                return "tag", _unquote(toks[i + 1][1]), i + 2
+                return "tag", unquote(toks[i + 1][1]), i + 2
             if not key:
-                raise _bad(text, "a tag key is missing after 'tags.'")
+                raise bad_filter(text, "a tag key is missing after 'tags.'")
             return "tag", key, i + 1
     for prefix in _ATTR_PREFIXES:
         if lower.startswith(prefix):
             lower = lower[len(prefix) :]
             break
     if lower not in (*_STRING_ATTRS, *_TIME_ATTRS):
-        raise _bad(text, f"invalid attribute {word!r}; use name, creation_time, last_update_time")
+        raise bad_filter(
+            text, f"invalid attribute {word!r}; use name, creation_time, last_update_time"
+        )
     return "attr", lower, i + 1
 
 
@@ -101,32 +73,32 @@ def parse_filter(text: str | None) -> list[_Comparison]:
     """The comparisons of an experiment filter (all must hold)."""
     if not text or not text.strip():
         return []
-    toks = _tokens(text)
+    toks = tokenize(text)
     out: list[_Comparison] = []
     i = 0
     while True:
         kind, key, i = _identifier(text, toks, i)
         if i >= len(toks):
-            raise _bad(text, "a comparison is missing its operator")
+            raise bad_filter(text, "a comparison is missing its operator")
         op = toks[i][1].upper()
         numeric = kind == "attr" and key in _TIME_ATTRS
         if op not in (_NUMBER_OPS if numeric else _STRING_OPS):
-            raise _bad(text, f"invalid comparator {toks[i][1]!r} for {key!r}")
+            raise bad_filter(text, f"invalid comparator {toks[i][1]!r} for {key!r}")
         if i + 1 >= len(toks):
-            raise _bad(text, "a comparison is missing its value")
+            raise bad_filter(text, "a comparison is missing its value")
         vkind, raw = toks[i + 1]
         if numeric and vkind == "num":
             out.append(_Comparison(kind, key, op, int(raw)))
         elif not numeric and vkind == "str":
-            out.append(_Comparison(kind, key, op, _unquote(raw)))
+            out.append(_Comparison(kind, key, op, unquote(raw)))
         else:
             expected = "an integer" if numeric else "a quoted string"
-            raise _bad(text, f"the value of {key!r} must be {expected}, got {raw!r}")
+            raise bad_filter(text, f"the value of {key!r} must be {expected}, got {raw!r}")
         i += 2
         if i == len(toks):
             return out
         if toks[i][0] != "word" or toks[i][1].upper() != "AND" or i + 1 == len(toks):
-            raise _bad(text, f"expected AND between comparisons, got {toks[i][1]!r}")
+            raise bad_filter(text, f"expected AND between comparisons, got {toks[i][1]!r}")
         i += 1
 
 

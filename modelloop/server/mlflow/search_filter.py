@@ -23,6 +23,9 @@ from typing import Any, TypeVar
 from modelloop.server.mlflow.errors import MlflowError
 
 __all__ = [
+    "bad_filter",
+    "tokenize",
+    "unquote",
     "Comparison",
     "OrderTerm",
     "like",
@@ -70,23 +73,26 @@ class OrderTerm:
     ascending: bool
 
 
-def _bad(text: str, why: str) -> MlflowError:
+def bad_filter(text: str, why: str) -> MlflowError:
+    """MLflow's 400 for a filter string that does not parse."""
     return MlflowError(f"Invalid filter string {text[:200]!r}: {why}")
 
 
-def _tokens(text: str) -> list[tuple[str, str]]:
+def tokenize(text: str) -> list[tuple[str, str]]:
+    """A filter string as (kind, text) tokens: str, quoted, op, punct, num, word."""
     out: list[tuple[str, str]] = []
     pos = 0
     while text[pos:].strip():
         m = _TOKEN.match(text, pos)
         if m is None or m.lastgroup is None:
-            raise _bad(text, f"unexpected {text[pos:].strip()[:20]!r}")
+            raise bad_filter(text, f"unexpected {text[pos:].strip()[:20]!r}")
         out.append((m.lastgroup, m.group(m.lastgroup)))
         pos = m.end()
     return out
 
 
-def _unquote(token: str) -> str:
+def unquote(token: str) -> str:
+    """The content of a quoted string or a backquoted identifier."""
     body = token[1:-1]
     return re.sub(r"\\(.)", r"\1", body) if token[0] != "`" else body
 
@@ -96,7 +102,7 @@ class _Parser:
         self, text: str, strings: Collection[str], numbers: Collection[str], kinds: Collection[str]
     ) -> None:
         self.text = text
-        self.toks = _tokens(text)
+        self.toks = tokenize(text)
         self.i = 0
         self.strings = strings
         self.numbers = numbers
@@ -104,7 +110,7 @@ class _Parser:
 
     def take(self, what: str) -> tuple[str, str]:
         if self.i >= len(self.toks):
-            raise _bad(self.text, f"{what} is missing")
+            raise bad_filter(self.text, f"{what} is missing")
         tok = self.toks[self.i]
         self.i += 1
         return tok
@@ -112,9 +118,9 @@ class _Parser:
     def identifier(self) -> tuple[str, str]:
         kind, word = self.take("an identifier")
         if kind == "quoted":
-            word = _unquote(word)
+            word = unquote(word)
         elif kind != "word":
-            raise _bad(self.text, f"expected an identifier, got {word!r}")
+            raise bad_filter(self.text, f"expected an identifier, got {word!r}")
         lower = word.lower()
         for prefix, entity in _KIND_PREFIXES.items():
             if lower.startswith(prefix) and entity in self.kinds:
@@ -124,15 +130,15 @@ class _Parser:
                     and self.i < len(self.toks)
                     and self.toks[self.i][0] in ("quoted", "str")
                 ):
-                    key = _unquote(self.take("a key")[1])
+                    key = unquote(self.take("a key")[1])
                 if not key:
-                    raise _bad(self.text, f"a key is missing after {word!r}")
+                    raise bad_filter(self.text, f"a key is missing after {word!r}")
                 return entity, key
         for prefix in _ATTR_PREFIXES:
             lower = lower.removeprefix(prefix)
         if lower not in (*self.strings, *self.numbers):
             known = ", ".join(sorted((*self.strings, *self.numbers)))
-            raise _bad(self.text, f"invalid attribute {word!r}; use one of {known}")
+            raise bad_filter(self.text, f"invalid attribute {word!r}; use one of {known}")
         return "attr", lower
 
     def operator(self) -> str:
@@ -142,40 +148,40 @@ class _Parser:
             nxt = self.take("an operator")[1].upper()
             op = f"NOT {nxt}"
         if kind not in ("op", "word") or op not in (*_STRING_OPS, *_NUMBER_OPS):
-            raise _bad(self.text, f"invalid comparator {word!r}")
+            raise bad_filter(self.text, f"invalid comparator {word!r}")
         return op
 
     def values(self) -> tuple[str, ...]:
         if self.take("'('")[1] != "(":
-            raise _bad(self.text, "IN takes a parenthesised list of quoted strings")
+            raise bad_filter(self.text, "IN takes a parenthesised list of quoted strings")
         out: list[str] = []
         while True:
             kind, raw = self.take("a value")
             if kind != "str":
-                raise _bad(self.text, f"IN takes quoted strings, got {raw!r}")
-            out.append(_unquote(raw))
+                raise bad_filter(self.text, f"IN takes quoted strings, got {raw!r}")
+            out.append(unquote(raw))
             sep = self.take("')'")[1]
             if sep == ")":
                 return tuple(out)
             if sep != ",":
-                raise _bad(self.text, f"expected ',' or ')', got {sep!r}")
+                raise bad_filter(self.text, f"expected ',' or ')', got {sep!r}")
 
     def comparison(self) -> Comparison:
         kind, key = self.identifier()
         op = self.operator()
         numeric = kind == "attr" and key in self.numbers
         if op not in (_NUMBER_OPS if numeric else _STRING_OPS):
-            raise _bad(self.text, f"invalid comparator {op!r} for {key!r}")
+            raise bad_filter(self.text, f"invalid comparator {op!r} for {key!r}")
         if op in ("IN", "NOT IN"):
             return Comparison(kind, key, op, self.values())
         vkind, raw = self.take("a value")
-        number = raw if vkind == "num" else _unquote(raw).strip() if vkind == "str" else ""
+        number = raw if vkind == "num" else unquote(raw).strip() if vkind == "str" else ""
         if numeric and number.lstrip("+-").isdigit():
             return Comparison(kind, key, op, int(number))
         if not numeric and vkind == "str":
-            return Comparison(kind, key, op, _unquote(raw))
+            return Comparison(kind, key, op, unquote(raw))
         expected = "an integer" if numeric else "a quoted string"
-        raise _bad(self.text, f"the value of {key!r} must be {expected}, got {raw!r}")
+        raise bad_filter(self.text, f"the value of {key!r} must be {expected}, got {raw!r}")
 
 
 def parse_filter(
@@ -193,7 +199,7 @@ def parse_filter(
     while parser.i < len(parser.toks):
         kind, word = parser.take("AND")
         if kind != "word" or word.upper() != "AND" or parser.i == len(parser.toks):
-            raise _bad(text, f"expected AND between comparisons, got {word!r}")
+            raise bad_filter(text, f"expected AND between comparisons, got {word!r}")
         out.append(parser.comparison())
     return out
 
