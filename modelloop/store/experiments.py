@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, Row, select, update
+from sqlalchemy import Connection, Row, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from modelloop.entities import Experiment, LifecycleStage, ViewType
@@ -132,6 +132,14 @@ def set_stage(conn: Connection, experiment_id: str | int, stage: LifecycleStage)
     eid = int(exp.experiment_id)
     now = now_ms()
     if stage is LifecycleStage.DELETED:
+        # The stamp must differ from every run deleted on its own earlier (possibly in
+        # the same millisecond), or restoring would bring those back too.
+        latest = conn.execute(
+            select(func.max(runs.c.deleted_time)).where(
+                runs.c.experiment_id == eid, runs.c.lifecycle_stage == LifecycleStage.DELETED
+            )
+        ).scalar()
+        now = max(now, int(latest) + 1) if latest is not None else now
         conn.execute(
             update(runs)
             .where(runs.c.experiment_id == eid, runs.c.lifecycle_stage == LifecycleStage.ACTIVE)
