@@ -26,6 +26,7 @@ from mlflow.exceptions import MlflowException
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
+from modelloop import Client
 from modelloop.backends import LocalBackend, open_backend
 from modelloop.settings import Settings
 
@@ -136,6 +137,16 @@ def test_log_register_alias_and_load_with_the_stock_client(
     np.testing.assert_array_equal(by_version.predict(X[:3]), model.predict(X[:3]))
     by_run = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
     np.testing.assert_array_equal(by_run.predict(X[:3]), model.predict(X[:3]))
+
+    # ... and modelloop's own client loads the MLflow-registered version, over HTTP.
+    native = Client(url, settings=Settings(capture_git=False, capture_environment=False))
+    try:
+        ours_loaded = native.load_model("models:/iris@champion")
+        assert ours_loaded.manifest.source_format == "mlflow"
+        np.testing.assert_array_equal(ours_loaded.predict(X), model.predict(X))
+        assert native.register_model(f"runs:/{run_id}/{mv.artifact_path}", "iris").version == 2
+    finally:
+        native.close()
 
 
 def test_register_from_a_run_artifact_folder(url: str, ours: LocalBackend) -> None:

@@ -171,3 +171,16 @@ def test_custom_pyfunc_only_when_trusted(data: Any, tmp_path: Path) -> None:
     loaded = load_model_dir(tmp_path / "p", trusted=True)
     assert loaded.flavor == "python"
     np.testing.assert_array_equal(loaded.predict(x), x["income"].to_numpy() + 1)
+
+
+def test_ndarray_input_example_and_tensor_signature(data: Any, tmp_path: Path) -> None:
+    """MLflow 3 stores an ndarray example as a bare nested list and a tensor signature."""
+    x, y = data
+    features = x.to_numpy(dtype=np.float64)
+    model = LogisticRegression(max_iter=500).fit(features, y)
+    mlflow.sklearn.save_model(model, str(tmp_path / "m"), input_example=features[:3])
+    loaded = load_model_dir(tmp_path / "m")
+    np.testing.assert_array_equal(loaded.input_example(), features[:3])
+    np.testing.assert_array_equal(loaded.predict(features), model.predict(features))
+    with pytest.raises(SignatureMismatch):
+        loaded.predict(features[:, :1])

@@ -106,6 +106,8 @@ def read_example(file: Path) -> Any:
         return np.asarray(body["data"], dtype=np.dtype(body["dtype"])).reshape(body["shape"])
     if isinstance(body, dict) and "inputs" in body:  # MLflow's tf-serving layout
         return np.asarray(body["inputs"])
+    if isinstance(body, list):  # MLflow 3 writes an ndarray example as a nested list
+        return np.asarray(body)
     raise DataCorrupted(f"input example {file.name} has an unknown layout")
 
 
