@@ -471,6 +471,12 @@ EXPECTED_ROUTES = {
     ("GET", "/api/v1/datasets/{name}"),
     ("GET", "/api/v1/datasets/{name}/content"),
     ("PUT", "/api/v1/datasets/{name}"),
+    # deployments
+    ("GET", "/api/v1/deployments"),
+    ("PUT", "/api/v1/deployments/{name}"),
+    ("GET", "/api/v1/deployments/{name}"),
+    ("GET", "/api/v1/deployments/{name}/history"),
+    ("POST", "/api/v1/deployments/{name}/rollback"),
 }
 
 

@@ -16,6 +16,7 @@ from modelloop.entities import (
     AliasEvent,
     ArtifactInfo,
     DatasetInput,
+    DeploymentRevision,
     EvaluationRecord,
     Experiment,
     Metric,
@@ -350,6 +351,31 @@ class Backend(Protocol):
 
     def open_dataset(self, name: str) -> BinaryIO:
         """A verified reader of a registered dataset's Parquet bytes."""
+        ...
+
+    # deployments
+    def put_deployment(
+        self, name: str, spec: dict[str, Any], reason: str = ""
+    ) -> DeploymentRevision:
+        """Store a new (live) revision of a deployment's spec."""
+        ...
+
+    def get_deployment(self, name: str, revision: int | None = None) -> DeploymentRevision:
+        """A deployment's live revision, or a given one."""
+        ...
+
+    def list_deployments(self) -> list[DeploymentRevision]:
+        """The live revision of every deployment."""
+        ...
+
+    def deployment_history(self, name: str) -> list[DeploymentRevision]:
+        """Every revision of a deployment, oldest first."""
+        ...
+
+    def rollback_deployment(
+        self, name: str, to_revision: int | None = None, reason: str = ""
+    ) -> DeploymentRevision:
+        """Make an earlier revision live again, as a new revision."""
         ...
 
     # maintenance

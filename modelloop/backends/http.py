@@ -32,7 +32,7 @@ from modelloop.backends._http_io import (
     wire_strings,
 )
 from modelloop.backends.base import GcReport
-from modelloop.backends.http_registry import HttpRegistry
+from modelloop.backends.http_deployments import HttpDeployments
 from modelloop.backends.local import current_user
 from modelloop.entities import (
     ArtifactInfo,
@@ -82,7 +82,7 @@ _JSON = {"Content-Type": "application/json"}
 _OCTET_STREAM = {"Content-Type": "application/octet-stream"}
 
 
-class HttpBackend(HttpRegistry):
+class HttpBackend(HttpDeployments):
     """Implements :class:`~modelloop.backends.Backend` by calling a tracking server.
 
     One ``httpx.Client`` (keep-alive, pooled connections; thread-safe) serves every

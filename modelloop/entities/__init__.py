@@ -1,6 +1,7 @@
 """Typed entities shared by the store, the backends, the server and the clients."""
 
 from modelloop.entities.dataset import Dataset, DatasetInput
+from modelloop.entities.deployment import DeploymentRevision
 from modelloop.entities.experiment import Experiment, LifecycleStage, ViewType
 from modelloop.entities.registry import (
     AliasEvent,
@@ -25,6 +26,7 @@ __all__ = [
     "ArtifactInfo",
     "Dataset",
     "DatasetInput",
+    "DeploymentRevision",
     "EvaluationRecord",
     "Experiment",
     "LifecycleStage",

@@ -13,7 +13,15 @@ from modelloop.backends.factory import open_backend
 from modelloop.server.auth import AuthMiddleware, add_route, include_router
 from modelloop.server.errors import install_error_handlers
 from modelloop.server.mlflow import install_mlflow_api
-from modelloop.server.routes import artifacts, experiments, maintenance, registry, runs, users
+from modelloop.server.routes import (
+    artifacts,
+    deployments,
+    experiments,
+    maintenance,
+    registry,
+    runs,
+    users,
+)
 from modelloop.settings import Settings, load_settings
 
 __all__ = ["API_PREFIX", "create_app", "create_app_from_environment"]
@@ -59,7 +67,7 @@ def create_app(settings: Settings, backend: Backend | None = None) -> FastAPI:
     # authenticating is still a JSON error.
     app.add_middleware(AuthMiddleware)
     install_error_handlers(app)
-    for module in (experiments, runs, artifacts, maintenance, users, registry):
+    for module in (experiments, runs, artifacts, maintenance, users, registry, deployments):
         include_router(app, module.router, prefix=API_PREFIX)
     include_router(app, registry.versions_router, prefix=API_PREFIX)
     include_router(app, registry.datasets_router, prefix=API_PREFIX)

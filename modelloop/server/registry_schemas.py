@@ -9,6 +9,7 @@ from pydantic import Field, StrictBool, StrictInt, StrictStr
 
 from modelloop.entities import (
     AliasEvent,
+    DeploymentRevision,
     EvaluationRecord,
     ModelVersion,
     PromotionRecord,
@@ -24,17 +25,21 @@ __all__ = [
     "CreateRegisteredModelRequest",
     "DatasetList",
     "DatasetModel",
+    "DeploymentList",
+    "DeploymentModel",
     "EvaluationList",
     "EvaluationModel",
     "ModelVersionModel",
     "ModelVersionPage",
     "PromotionList",
     "PromotionModel",
+    "PutDeploymentRequest",
     "RecordEvaluationRequest",
     "RecordPromotionRequest",
     "RegisteredModelModel",
     "RegisteredModelPage",
     "RenameRegisteredModelRequest",
+    "RollbackDeploymentRequest",
     "SetAliasRequest",
     "UpdateModelVersionRequest",
     "UpdateRegisteredModelRequest",
@@ -273,3 +278,38 @@ class RecordEvaluationRequest(_Model):
     run_id: StrictStr | None = None
     dataset_name: StrictStr | None = None
     dataset_digest: StrictStr | None = None
+
+
+class DeploymentModel(_Model):
+    """One revision of a deployment's spec."""
+
+    name: StrictStr
+    revision: StrictInt
+    spec: dict[str, Any]
+    reason: StrictStr
+    actor: StrictStr
+    created_time: StrictInt
+
+    def to_entity(self) -> DeploymentRevision:
+        """The entity."""
+        return DeploymentRevision(**self.model_dump())
+
+
+class DeploymentList(_Model):
+    """Deployment revisions."""
+
+    deployments: list[DeploymentModel]
+
+
+class PutDeploymentRequest(_Model):
+    """A new revision of a deployment's spec."""
+
+    spec: dict[str, Any]
+    reason: StrictStr = ""
+
+
+class RollbackDeploymentRequest(_Model):
+    """Make an earlier revision live again (the previous one by default)."""
+
+    to_revision: StrictInt | None = Field(default=None, ge=1)
+    reason: StrictStr = ""

@@ -428,3 +428,17 @@ logged_model_params = Table(
     Column("key", String(250), primary_key=True),
     Column("value", Text, nullable=False),
 )
+
+# Deployments (migration 0005): every change of a deployment's spec is a new,
+# numbered revision; the newest is the live one. A rollback is a new revision with
+# the previous spec, so the history stays linear and every step is audited.
+deployment_revisions = Table(
+    "deployment_revisions",
+    metadata,
+    Column("name", String(256), primary_key=True),
+    Column("revision", Integer, primary_key=True),
+    Column("spec", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("actor", String(256), nullable=False),
+    Column("created_time", BigInteger, nullable=False),
+)

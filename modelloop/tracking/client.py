@@ -28,6 +28,7 @@ from modelloop.entities import (
 )
 from modelloop.errors import InvalidArgument, NotFound
 from modelloop.registry.lineage import LineageMixin
+from modelloop.serving.deploy_client import DeploymentMixin
 from modelloop.settings import Settings, load_settings
 from modelloop.store._util import now_ms
 from modelloop.tracking import capture
@@ -42,7 +43,7 @@ __all__ = ["Client"]
 SYSTEM_ARTIFACT_DIR = "_modelloop"
 
 
-class Client(LineageMixin):
+class Client(LineageMixin, DeploymentMixin):
     """Talks to one tracking backend. Every method names its run explicitly.
 
     ``Client()`` resolves settings from the environment and config file;
