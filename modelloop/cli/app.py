@@ -6,7 +6,19 @@ from typing import Annotated
 
 import typer
 
-from modelloop.cli import audit, db, experiments, maintenance, models, runs, server, users
+from modelloop.cli import (
+    audit,
+    db,
+    deploy,
+    experiments,
+    maintenance,
+    models,
+    predict,
+    runs,
+    serve,
+    server,
+    users,
+)
 from modelloop.cli.context import CliState
 
 app = typer.Typer(
@@ -39,6 +51,7 @@ app.add_typer(runs.app, name="runs")
 app.add_typer(models.app, name="models")
 app.add_typer(models.datasets_app, name="datasets")
 app.add_typer(db.app, name="db")
+app.add_typer(deploy.app, name="deploy")
 app.add_typer(users.users_app, name="users")
 app.add_typer(users.tokens_app, name="tokens")
 app.command("audit")(audit.audit)
@@ -46,6 +59,8 @@ app.command("gc")(maintenance.gc)
 app.command("demo")(maintenance.demo)
 app.command("version")(maintenance.version)
 app.command("server")(server.server)
+app.command("serve")(serve.serve)
+app.command("predict")(predict.predict)
 
 
 def main() -> None:
