@@ -24,7 +24,7 @@ __all__ = ["serve"]
 def serve(
     ctx: typer.Context,
     models: Annotated[
-        list[str],
+        list[str] | None,
         typer.Argument(
             help="Models to serve: models:/NAME@ALIAS (followed when the alias moves), "
             "models:/NAME/VERSION, runs:/RUN_ID/PATH or a folder (modelloop or MLflow "
@@ -32,7 +32,14 @@ def serve(
             show_default=False,
             metavar="MODEL_URI...",
         ),
-    ],
+    ] = None,
+    deployment: Annotated[
+        str | None,
+        typer.Option(
+            help="Serve this deployment (modelloop deploy): its routes, canaries and shadows, "
+            "following new revisions without a restart. Replaces MODEL_URI.",
+        ),
+    ] = None,
     host: Annotated[
         str, typer.Option(help="Address to listen on (loopback only unless --insecure).")
     ] = "127.0.0.1",
@@ -101,8 +108,11 @@ def serve(
                 "so anyone who can reach it could use the models. Listen on 127.0.0.1 "
                 "behind a proxy, or pass --insecure on a trusted network."
             )
+        if (not models) == (deployment is None):
+            raise InvalidArgument("give MODEL_URI... or --deployment NAME (one of the two)")
         config = ServeConfig(
-            models=tuple(models),
+            models=tuple(models or ()),
+            deployment=deployment,
             trusted=True if trusted else None,
             max_batch_size=max_batch_size,
             max_wait_ms=max_wait_ms,

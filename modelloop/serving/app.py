@@ -14,6 +14,7 @@ Every prediction response carries ``X-Request-Id`` and ``X-Model-Version``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import gzip
 import logging
@@ -50,6 +51,7 @@ from modelloop.serving.slots import ModelServer, ServedModel, SlotState
 if TYPE_CHECKING:
     from modelloop.serving.metrics import ServingMetrics
     from modelloop.serving.prediction_log import PredictionLogger
+    from modelloop.serving.routing import DeploymentFollower, DeploymentRouting, RouteChoice
     from modelloop.settings import Settings
 
 __all__ = [
@@ -127,6 +129,9 @@ class _Handlers:
         self.logger = logger
         self.metrics = metrics
         self.deployment = deployment
+        # Set when serving a deployment: replaced whole when its spec changes.
+        self.routing: DeploymentRouting | None = None
+        self._shadows: set[asyncio.Task[None]] = set()  # keeps running shadow copies alive
 
     # -- bookkeeping ----------------------------------------------------------------------
 
@@ -190,7 +195,53 @@ class _Handlers:
 
     def _state(self, request: Request) -> SlotState:
         params = request.path_params
-        return self.server.get(params["model"], params.get("version"))
+        return self._lookup(params["model"], params.get("version"))
+
+    def _lookup(self, name: str, version: str | None = None) -> SlotState:
+        routing = self.routing
+        if routing is not None and name == routing.name:
+            # Requests for the deployment decode with its main route's signature.
+            return self.server.get(routing.main_slot)
+        return self.server.get(name, version)
+
+    def _route(
+        self, request: Request, name: str, state: SlotState, data: Any
+    ) -> tuple[SlotState, str | None, str]:
+        """The state a request is answered by, its deployment route (None outside a
+        deployment) and the model name to log."""
+        routing = self.routing
+        if routing is None or name != routing.name:
+            return state, None, name
+        choice = routing.choose(request, data)
+        return self.server.get(choice.slot), choice.route, choice.model_name
+
+    def _shadow(self, name: str, request_id: str, data: Any) -> None:
+        """Send a copy of the request to each shadow route, off the response path;
+        their answers are logged, never returned."""
+        routing = self.routing
+        if routing is None or name != routing.name or not routing.shadows:
+            return
+        for choice in routing.shadows:
+            task = asyncio.get_running_loop().create_task(
+                self._run_shadow(choice, request_id, data)
+            )
+            self._shadows.add(task)
+            task.add_done_callback(self._shadows.discard)
+
+    async def _run_shadow(self, choice: RouteChoice, request_id: str, data: Any) -> None:
+        started = time.perf_counter()
+        try:
+            state = self.server.get(choice.slot)
+            result = await state.batcher.predict(data, want_proba=False)
+        except Exception as exc:  # a shadow must never affect the live traffic
+            _log.warning("shadow %r failed: %s", choice.route, exc)
+            self._observe(choice.slot, "-", f"shadow:{choice.route}", 500, started)
+            return
+        self._log_prediction(
+            request_id, f"shadow:{choice.route}", choice.model_name, state, data,
+            result.predict, started,
+        )  # fmt: skip
+        self._observe(choice.slot, state.version, f"shadow:{choice.route}", 200, started)
 
     # -- OIP infer ------------------------------------------------------------------------
 
@@ -217,6 +268,7 @@ class _Handlers:
             if want_proba and not state.has_proba:
                 raise BadRequest(f"model '{name}' has no predict_proba output")
             data = oip.to_model_input(req.inputs, state.model.signature)
+            state, route, logged_name = self._route(request, name, state, data)
             result = await _predict(state, name, data, want_proba)
             outputs = []
             for out in wanted:
@@ -236,8 +288,13 @@ class _Handlers:
         if header_length is not None:
             headers["inference-header-content-length"] = str(header_length)
             media = "application/octet-stream"
-        self._log_prediction(request_id, "infer", name, state, data, result.predict, started)
+        if route is not None:
+            headers["x-route"] = route
+        self._log_prediction(
+            request_id, route or "infer", logged_name, state, data, result.predict, started
+        )
         self._observe(name, state.version, "infer", 200, started)
+        self._shadow(name, request_id, data)
         return Response(content, headers=headers, media_type=media)
 
     @staticmethod
@@ -254,7 +311,8 @@ class _Handlers:
         return Response("\n", media_type="application/json")
 
     async def invocations(self, request: Request) -> Response:
-        name = request.path_params.get("model", self.server.first.name)
+        default = self.routing.name if self.routing is not None else self.server.first.name
+        name = request.path_params.get("model", default)
         return await self._invoke(request, name)
 
     async def _invoke(self, request: Request, name: str) -> Response:
@@ -264,7 +322,7 @@ class _Handlers:
         state: SlotState | None = None
         try:
             try:
-                state = self.server.get(name)
+                state = self._lookup(name)
             except ServingError as exc:
                 raise InvocationError(
                     exc.message, status=404, error_code="RESOURCE_DOES_NOT_EXIST"
@@ -274,6 +332,7 @@ class _Handlers:
                 len(body), parse_invocation, body, request.headers.get("content-type")
             )
             data = oip.fit_matrix(parsed, state.model.signature)
+            state, route, logged_name = self._route(request, name, state, data)
             result = await self._mlflow_predict(state, name, data)
         except Exception as exc:
             err = exc if isinstance(exc, InvocationError) else _internal(exc)
@@ -282,13 +341,15 @@ class _Handlers:
             self._observe(name if state else _UNKNOWN, version, "invocations", err.status, started)
             headers = self._headers(request_id, state)
             return mlflow_error_response(err.status, code, err.message, headers)
-        self._log_prediction(request_id, "invocations", name, state, data, result, started)
-        self._observe(name, state.version, "invocations", 200, started)
-        return Response(
-            predictions_body(result),
-            headers=self._headers(request_id, state),
-            media_type="application/json",
+        self._log_prediction(
+            request_id, route or "invocations", logged_name, state, data, result, started
         )
+        self._observe(name, state.version, "invocations", 200, started)
+        self._shadow(name, request_id, data)
+        headers = self._headers(request_id, state)
+        if route is not None:
+            headers["x-route"] = route
+        return Response(predictions_body(result), headers=headers, media_type="application/json")
 
     async def _mlflow_predict(self, state: SlotState, name: str, data: Any) -> Any:
         try:
@@ -338,8 +399,15 @@ def create_serving_app(
     metrics: ServingMetrics | None = None,
     deployment: str = "default",
     on_shutdown: Callable[[], None] | None = None,
+    routing: DeploymentRouting | None = None,
+    follower: Callable[[ModelServer, Any], DeploymentFollower] | None = None,
 ) -> Starlette:
     """An ASGI app serving ``models`` (several allowed; ``/invocations`` serves the first).
+
+    With ``routing`` the app serves a deployment: requests for its name (and plain
+    ``/invocations``) take a route chosen per request, shadows get a copy, and
+    ``follower`` (called with the server and the handlers) keeps ``routing`` on the
+    deployment's live revision.
 
     ``logger`` gets every successful prediction and enables ``POST /feedback``;
     ``metrics`` counts requests and batches and enables ``GET /metrics``. Alias
@@ -350,6 +418,7 @@ def create_serving_app(
     """
     server = ModelServer(models, on_batch=None if metrics is None else metrics.batch)
     h = _Handlers(server, logger, metrics, deployment)
+    h.routing = routing
     routes = [
         Route("/v2/health/live", h.live, methods=["GET"]),
         Route("/v2/health/ready", h.ready, methods=["GET"]),
@@ -373,9 +442,18 @@ def create_serving_app(
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         server.start()
+        following = (
+            asyncio.get_running_loop().create_task(follower(server, h).run())
+            if follower is not None
+            else None
+        )
         try:
             yield
         finally:
+            if following is not None:
+                following.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await following
             await server.stop()
             if logger is not None:
                 await asyncio.to_thread(logger.close)
@@ -402,6 +480,7 @@ class ServeConfig:
     poll_interval: float = 2.0
     log_predictions: bool = True
     sample_rate: float = 1.0
+    deployment: str | None = None
 
     def to_json(self) -> str:
         """The config as JSON (for :data:`SERVE_CONFIG_ENV`)."""
@@ -430,18 +509,37 @@ def build_serving_app(settings: Settings, config: ServeConfig) -> Starlette:
     client = Client(settings=settings)
     logger = None
     try:
-        models = [
-            load_served_model(
-                client,
-                spec,
-                trusted=config.trusted,
-                batching=batching,
-                poll_interval=config.poll_interval,
+        routing = None
+        log_predictions, sample_rate = config.log_predictions, config.sample_rate
+        if config.deployment is not None:
+            from modelloop.serving.routing import load_deployment
+
+            # The deployment's spec is the source of truth for batching and logging.
+            revision = client.get_deployment(config.deployment)
+            spec = revision.spec
+            batching = BatchSettings(
+                spec["batching"]["max_batch_size"], spec["batching"]["max_wait_ms"]
             )
-            for spec in config.models
-        ]
-        deployment = models[0].name if models else "default"
-        if config.log_predictions:
+            log_predictions = config.log_predictions and spec["logging"]["enabled"]
+            sample_rate = spec["logging"]["sample_rate"]
+            routing, models = load_deployment(
+                client, revision, trusted=config.trusted, batching=batching,
+                poll_interval=config.poll_interval,
+            )  # fmt: skip
+            deployment = config.deployment
+        else:
+            models = [
+                load_served_model(
+                    client,
+                    spec_text,
+                    trusted=config.trusted,
+                    batching=batching,
+                    poll_interval=config.poll_interval,
+                )
+                for spec_text in config.models
+            ]
+            deployment = models[0].name if models else "default"
+        if log_predictions:
             artifacts = settings.artifacts_uri
             if not artifacts:
                 if settings.tracking_uri.startswith(("http://", "https://")):
@@ -451,14 +549,26 @@ def build_serving_app(settings: Settings, config: ServeConfig) -> Starlette:
                     )
                 artifacts = resolve_stores(settings.tracking_uri, settings.artifacts_uri)[1]
             logger = PredictionLogger(
-                predictions_root(artifacts), deployment=deployment, sample_rate=config.sample_rate
+                predictions_root(artifacts), deployment=deployment, sample_rate=sample_rate
             )
+        follower = None
+        if routing is not None:
+            from modelloop.serving.routing import DeploymentFollower
+
+            def follower(server: ModelServer, holder: Any) -> DeploymentFollower:
+                return DeploymentFollower(
+                    client, server, holder, trusted=config.trusted, batching=batching,
+                    poll_interval=config.poll_interval,
+                )  # fmt: skip
+
         return create_serving_app(
             models,
             logger=logger,
             metrics=ServingMetrics(),
             deployment=deployment,
             on_shutdown=lambda: _shutdown(client),
+            routing=routing,
+            follower=follower,
         )
     except BaseException:
         if logger is not None:

@@ -148,6 +148,7 @@ class ModelSlot:
     """A served name and its current :class:`SlotState`."""
 
     def __init__(self, spec: ServedModel, on_batch: Callable[[str, str, int], None] | None) -> None:
+        self.spec = spec
         self.name = spec.name
         self.uri = spec.uri
         self.batching = spec.batching
@@ -231,7 +232,9 @@ class ModelServer:
                 )
             self.slots[spec.name] = ModelSlot(spec, on_batch)
         self.first = next(iter(self.slots.values()))
+        self._on_batch = on_batch
         self._tasks: list[asyncio.Task[None]] = []
+        self._followers: dict[str, asyncio.Task[None]] = {}
         self._started = False
 
     def get(self, name: str, version: str | None = None) -> SlotState:
@@ -255,8 +258,31 @@ class ModelServer:
             return
         self._started = True
         for slot in self.slots.values():
-            if slot.source is not None:
-                self._tasks.append(asyncio.get_running_loop().create_task(self._follow(slot)))
+            self._watch(slot)
+
+    def _watch(self, slot: ModelSlot) -> None:
+        if slot.source is not None:
+            task = asyncio.get_running_loop().create_task(self._follow(slot))
+            self._followers[slot.name] = task
+            self._tasks.append(task)
+
+    def add_or_replace(self, models: Sequence[ServedModel]) -> None:
+        """Serve these models too (a deployment's new revision): a slot whose spec is
+        unchanged stays as it is; one of the same name with another spec is replaced
+        (its batcher finishes its queue, its alias follower stops). Called on the loop."""
+        for spec in models:
+            old = self.slots.get(spec.name)
+            if old is not None and old.spec is spec:
+                continue
+            slot = ModelSlot(spec, self._on_batch)
+            self.slots[spec.name] = slot
+            if old is not None:
+                follower = self._followers.pop(old.name, None)
+                if follower is not None:
+                    follower.cancel()
+                old.state.batcher.close()
+            if self._started:
+                self._watch(slot)
 
     async def stop(self) -> None:
         """Stop following and let every batcher finish its queue."""
