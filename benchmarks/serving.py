@@ -153,7 +153,7 @@ def main() -> None:
                 server = Server(
                     [modelloop_cli, "--tracking-uri", str(store), "serve",
                      f"models:/bench-{kind}/1", "--host", "127.0.0.1", "--port", "{port}",
-                     "--trusted", flag],
+                     "--trusted", "--max-batch-size", "64", flag],
                     REPO_ROOT, "/ping", work / f"modelloop-serve-{kind}-{logging}.log",
                 )  # fmt: skip
                 try:

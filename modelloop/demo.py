@@ -146,6 +146,7 @@ def _track(settings: Settings, client: Client, n_models: int, out: Console) -> l
     )
     _register_and_promote(client, exp_id, best[0].run_id, X_train, y_train, X_test, y_test, out)
     client.close()
+    _serve_champion(settings, X_test, y_test, out)
     return run_ids
 
 
@@ -201,6 +202,69 @@ def _register_and_promote(
     out.print(
         f"champion is still version {holder.version}. See: modelloop models history "
         f"{DEMO_MODEL} --alias champion; modelloop models card {DEMO_MODEL} {holder.version}"
+    )
+
+
+def _serve_champion(settings: Settings, X_test: Any, y_test: Any, out: Console) -> None:
+    """Serve the champion on a free loopback port, send it traffic through a real HTTP
+    client (MLflow's and the Open Inference Protocol's formats), report ground truth
+    for part of it, stop the server, and read the logged predictions back."""
+    import httpx
+
+    from modelloop.backends.factory import resolve_stores
+    from modelloop.server.background import BackgroundServer
+    from modelloop.serving.app import ServeConfig, build_serving_app
+    from modelloop.serving.prediction_log import predictions_root, read_feedback, read_predictions
+
+    config = ServeConfig(models=(f"models:/{DEMO_MODEL}@champion",), max_batch_size=32)
+    server = BackgroundServer(build_serving_app(settings, config), lifespan="on")
+    url = server.start()
+    out.print(f"serving {DEMO_MODEL}@champion on {url} (stopped when the demo ends)")
+    columns = [str(c) for c in X_test.columns]
+    sent = 0
+    try:
+        with httpx.Client(base_url=url, timeout=30) as http:
+            for start in range(0, len(X_test), 10):
+                chunk = X_test.iloc[start : start + 10]
+                body = {"dataframe_split": {"columns": columns, "data": chunk.to_numpy().tolist()}}
+                r = http.post("/invocations", json=body)
+                r.raise_for_status()
+                truth = y_test.iloc[start : start + 10].tolist()
+                http.post(
+                    "/feedback",
+                    json={"request_id": r.headers["x-request-id"], "ground_truth": truth},
+                ).raise_for_status()
+                sent += 1
+            row = X_test.iloc[0]
+            oip = {
+                "inputs": [
+                    {"name": c, "shape": [1], "datatype": "FP64", "data": [float(row[c])]}
+                    for c in columns
+                ]
+            }
+            http.post(f"/v2/models/{DEMO_MODEL}/infer", json=oip).raise_for_status()
+            sent += 1
+    finally:
+        server.stop()
+    root = predictions_root(resolve_stores(settings.tracking_uri, settings.artifacts_uri)[1])
+    logged = read_predictions(root, DEMO_MODEL)
+    truth = read_feedback(root, DEMO_MODEL)
+    joined = logged.merge(truth, on=["request_id", "row"], how="inner")
+    accuracy = float((joined["output"] == joined["ground_truth"]).mean()) if len(joined) else 0.0
+    out.print(
+        f"sent {sent} requests; {logged['request_id'].nunique()} requests / {len(logged)} rows "
+        f"logged to {root} (Parquet), {len(truth)} labels joined back: live accuracy "
+        f"{accuracy:.3f}, median latency {logged['latency_ms'].median():.2f} ms"
+    )
+    table = Table("request", "row", "route", "version", "latency ms", "prediction",
+                  title="logged predictions (first 5)")  # fmt: skip
+    for rec in logged.head(5).itertuples():
+        table.add_row(str(rec.request_id)[:12], str(rec.row), str(rec.route),
+                      str(rec.model_version), f"{rec.latency_ms:.2f}", str(rec.output))  # fmt: skip
+    out.print(table)
+    out.print(
+        f"serve it yourself: MODELLOOP_TRACKING_URI={settings.tracking_uri} "
+        f"modelloop serve models:/{DEMO_MODEL}@champion --port 8080"
     )
 
 

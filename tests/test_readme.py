@@ -55,6 +55,10 @@ def test_demo_tracks_and_ranks_models(tmp_path: Path) -> None:
     assert "roc_auc" in output
     assert "promoted: breast-cancer v1 → champion" in output
     assert "refused: breast-cancer v2 → champion" in output
+    # ... then serves the champion, sends it traffic and reads the logged predictions.
+    assert "serving breast-cancer@champion on http://127.0.0.1:" in output
+    assert "16 requests / 144 rows logged" in output
+    assert "143 labels joined back" in output
     client = Client(settings=settings)
     runs = client.search_runs(
         [EXPERIMENT], "attributes.run_id IN (" + ", ".join(repr(r) for r in run_ids) + ")"
