@@ -61,15 +61,19 @@ def _free_port() -> int:
 class Server:
     """A server subprocess on a free loopback port, stopped with SIGTERM."""
 
-    def __init__(self, cmd: list[str], cwd: Path, health: str, log: Path) -> None:
+    def __init__(
+        self, cmd: list[str], cwd: Path, health: str, log: Path, *, bin_dir: str | None = None
+    ) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(log, "w", encoding="utf-8")  # noqa: SIM115 - closed in stop()
         args = [a.replace("{port}", str(self.port)) for a in cmd]
+        env = _clean_env(MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true")
+        if bin_dir is not None:  # tools that start helpers by name (mlflow runs `uvicorn`)
+            env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
         self.proc = subprocess.Popen(
-            args, cwd=cwd, env=_clean_env(MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true"),
-            stdout=self.log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            args, cwd=cwd, env=env, stdout=self.log, stderr=subprocess.STDOUT
+        )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -140,6 +140,7 @@ def main() -> None:
                 [mlflow_python, "-m", "mlflow", "models", "serve", "-m", str(mf_dir), "-h",
                  "127.0.0.1", "-p", "{port}", "--env-manager", "local"],
                 work, "/ping", work / f"mlflow-serve-{kind}.log",
+                bin_dir=str(Path(mlflow_python).parent),
             )  # fmt: skip
             try:
                 for c in (1, 8, 64):

@@ -176,7 +176,8 @@ def test_memory_stays_bounded_by_the_chunk(model: LoadedModel, tmp_path: Path) -
         whole_peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert whole_peak > whole_bytes
+    # The measurement sees these buffers: doing it whole costs several times more.
+    assert whole_peak > 3 * chunked_peak, (whole_peak, chunked_peak)
     assert chunked_peak < whole_bytes / 3, (chunked_peak, whole_bytes)
     assert pq.ParquetFile(tmp_path / "out.parquet").metadata.num_rows == 400_000
 

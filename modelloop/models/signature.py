@@ -301,6 +301,15 @@ def _enforce_columns(specs: list[ColSpec], data: Any) -> pd.DataFrame:
             )
         # Extra columns are dropped and the rest reordered to signature order.
         pairs = [(s.name, s) for s in specs if s.name in data.columns]
+        # Fast path (the serving hot path): every column already has exactly the
+        # declared numeric or boolean dtype, so there is nothing to check or convert.
+        dtypes = dict(zip(data.columns.tolist(), data.dtypes.tolist(), strict=True))
+        if len(dtypes) == data.shape[1] and all(
+            dtypes[col] == _TARGET_DTYPE.get(spec.type) for col, spec in pairs
+        ):
+            names = [col for col, _ in pairs]
+            frame: pd.DataFrame = data if list(data.columns) == names else data[names]
+            return frame
     return pd.DataFrame(
         {col: _enforce_column(col, data[col], spec.type) for col, spec in pairs},
         index=data.index,
