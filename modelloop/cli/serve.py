@@ -79,6 +79,15 @@ def serve(
         float,
         typer.Option(help="Share of requests whose predictions are logged.", min=0.0, max=1.0),
     ] = 1.0,
+    inference_threads: Annotated[
+        int,
+        typer.Option(
+            help="Threads the models' native code (OpenMP, BLAS) may use per predict call "
+            "in each worker; 0 leaves the libraries' defaults. 1 avoids thread-pool spinning "
+            "that slows a busy server down.",
+            min=0,
+        ),
+    ] = 1,
     trusted: Annotated[
         bool,
         typer.Option(
@@ -113,6 +122,7 @@ def serve(
         config = ServeConfig(
             models=tuple(models or ()),
             deployment=deployment,
+            inference_threads=inference_threads,
             trusted=True if trusted else None,
             max_batch_size=max_batch_size,
             max_wait_ms=max_wait_ms,

@@ -481,6 +481,7 @@ class ServeConfig:
     log_predictions: bool = True
     sample_rate: float = 1.0
     deployment: str | None = None
+    inference_threads: int = 1
 
     def to_json(self) -> str:
         """The config as JSON (for :data:`SERVE_CONFIG_ENV`)."""
@@ -539,6 +540,14 @@ def build_serving_app(settings: Settings, config: ServeConfig) -> Starlette:
                 for spec_text in config.models
             ]
             deployment = models[0].name if models else "default"
+        if config.inference_threads > 0:
+            # Per-request inference gains nothing from OpenMP/BLAS thread pools, whose
+            # spinning threads fight the event loop for the cores (measured: a
+            # HistGradientBoosting p50 at concurrency 1 went from 4.6 to 1.5 ms).
+            # Applied once the models' native libraries are loaded.
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(limits=config.inference_threads)
         if log_predictions:
             artifacts = settings.artifacts_uri
             if not artifacts:
