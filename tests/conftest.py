@@ -197,6 +197,14 @@ def folder_store(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
+def folder_client(folder_store: Settings) -> Iterator[Client]:
+    """A client on ``folder_store``, closed after the test."""
+    client = Client(settings=folder_store)
+    yield client
+    client.close()
+
+
+@pytest.fixture
 def server_url(live_server: LiveServer, folder_store: Settings) -> Iterator[str]:
     """The base URL of the live test server serving ``folder_store``."""
     with live_server.serving(folder_store) as url:

@@ -4,8 +4,6 @@ getting exactly its own rows back."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,7 +18,6 @@ from modelloop.serving.app import create_serving_app
 from modelloop.serving.batching import BatchSettings
 from modelloop.serving.metrics import ServingMetrics
 from modelloop.serving.slots import ServedModel, load_served_model
-from modelloop.settings import Settings
 from modelloop.tracking.client import Client
 
 
@@ -34,14 +31,9 @@ class Echo:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Client]:
-    client = Client(
-        settings=Settings(
-            tracking_uri=str(tmp_path / "store"), capture_git=False, capture_environment=False
-        )
-    )
-    yield client
-    client.close()
+def store(folder_client: Client) -> Client:
+    """A client on a fresh folder store."""
+    return folder_client
 
 
 def _serve(store: Client, batching: BatchSettings) -> tuple[ServedModel, ServingMetrics, Any]:

@@ -27,7 +27,6 @@ from modelloop.serving.app import create_serving_app
 from modelloop.serving.metrics import ServingMetrics
 from modelloop.serving.prediction_log import PredictionLogger, read_feedback, read_predictions
 from modelloop.serving.slots import load_served_model
-from modelloop.settings import Settings
 from modelloop.tracking.client import Client
 
 with warnings.catch_warnings():
@@ -54,13 +53,9 @@ def data() -> tuple[pd.DataFrame, pd.Series]:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Client]:
-    settings = Settings(
-        tracking_uri=str(tmp_path / "store"), capture_git=False, capture_environment=False
-    )
-    client = Client(settings=settings)
-    yield client
-    client.close()
+def store(folder_client: Client) -> Client:
+    """A client on a fresh folder store."""
+    return folder_client
 
 
 @pytest.fixture

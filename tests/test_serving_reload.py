@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,7 +16,6 @@ from modelloop.server.background import BackgroundServer
 from modelloop.serving.app import create_serving_app
 from modelloop.serving.batching import BatchSettings
 from modelloop.serving.slots import load_served_model
-from modelloop.settings import Settings
 from modelloop.tracking.client import Client
 
 
@@ -40,14 +37,9 @@ class Broken:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Client]:
-    client = Client(
-        settings=Settings(
-            tracking_uri=str(tmp_path / "store"), capture_git=False, capture_environment=False
-        )
-    )
-    yield client
-    client.close()
+def store(folder_client: Client) -> Client:
+    """A client on a fresh folder store."""
+    return folder_client
 
 
 EXAMPLE = pd.DataFrame({"x": [1.0, 2.0]})
