@@ -138,12 +138,14 @@ def serve(
 def _run(settings: Settings, config: ServeConfig, host: str, port: int, workers: int) -> None:
     import uvicorn
 
-    from modelloop.serving.app import build_serving_app
+    from modelloop.serving.app import build_serving_app, tune_gc_for_serving
 
     options = {"host": host, "port": port, "ws": "none", "log_level": "info"}
     if workers == 1:
         # Models load here, so a bad URI is a clean error before anything listens.
-        uvicorn.run(build_serving_app(settings, config), **options)  # type: ignore[arg-type]
+        app = build_serving_app(settings, config)
+        tune_gc_for_serving()
+        uvicorn.run(app, **options)  # type: ignore[arg-type]
         return
     # Workers import a factory by name, so everything they need travels in the
     # environment: settings as MODELLOOP_* variables, the rest as JSON. Loading the
