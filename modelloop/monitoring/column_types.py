@@ -8,7 +8,7 @@ type decides which statistical test applies by default (see
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal, cast, get_args
+from typing import Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -36,7 +36,7 @@ _DATETIME_INFERRED = {"datetime64", "datetime", "date"}
 def validate_column_type(value: object, column: str | None = None) -> ColumnType:
     """Return ``value`` as a :data:`ColumnType`, or raise ``InvalidArgument``."""
     if isinstance(value, str) and value in COLUMN_TYPES:
-        return cast(ColumnType, value)
+        return value
     where = f" for column {column!r}" if column is not None else ""
     raise InvalidArgument(
         f"unknown column type {value!r}{where}; expected one of {', '.join(COLUMN_TYPES)}",
@@ -61,7 +61,7 @@ def infer_column_type(series: pd.Series) -> ColumnType:
         return "categorical"
     if pd.api.types.is_numeric_dtype(dtype):
         return "numeric"
-    if dtype == object:
+    if pd.api.types.is_object_dtype(dtype):
         inferred = pd.api.types.infer_dtype(series, skipna=True)
         if inferred == "boolean":
             return "boolean"
@@ -124,4 +124,6 @@ def to_numeric_values(series: pd.Series, column_type: ColumnType, column: str = 
             f"column {column!r} is typed {column_type!r} but holds non-numeric values",
             column=column,
         ) from exc
-    return values.astype(np.float64)
+    # to_numpy with na_value handles nullable dtypes (Int64, boolean) whose pd.NA
+    # cannot be cast by astype.
+    return pd.Series(values.to_numpy(dtype=np.float64, na_value=np.nan), index=series.index)

@@ -1,0 +1,28 @@
+"""Monitoring: drift statistics between a reference and a current data set."""
+
+from __future__ import annotations
+
+from modelloop.monitoring.column_types import ColumnType, infer_column_type, infer_column_types
+from modelloop.monitoring.drift import (
+    ColumnDrift,
+    DatasetDrift,
+    column_drift,
+    dataset_drift,
+    learn_threshold,
+)
+from modelloop.monitoring.stattests import STATTESTS, StatResult, default_test, get_stattest
+
+__all__ = [
+    "ColumnDrift",
+    "ColumnType",
+    "DatasetDrift",
+    "STATTESTS",
+    "StatResult",
+    "column_drift",
+    "dataset_drift",
+    "default_test",
+    "get_stattest",
+    "infer_column_type",
+    "infer_column_types",
+    "learn_threshold",
+]
