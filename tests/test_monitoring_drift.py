@@ -242,6 +242,8 @@ def test_monitoring_public_names_are_pinned() -> None:
         "STATTESTS", "ColumnDrift", "ColumnType", "DatasetDrift", "StatResult", "column_drift",
         "dataset_drift", "default_test", "get_stattest", "infer_column_type",
         "infer_column_types", "learn_threshold",
+        # data quality
+        "ColumnQuality", "DataQuality", "data_quality",
     }  # fmt: skip
     for name in monitoring.__all__:
         assert hasattr(monitoring, name), name

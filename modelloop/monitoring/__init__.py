@@ -1,4 +1,4 @@
-"""Monitoring: drift statistics between a reference and a current data set."""
+"""Monitoring: drift statistics and data quality of a current data set against a reference."""
 
 from __future__ import annotations
 
@@ -10,15 +10,19 @@ from modelloop.monitoring.drift import (
     dataset_drift,
     learn_threshold,
 )
+from modelloop.monitoring.quality import ColumnQuality, DataQuality, data_quality
 from modelloop.monitoring.stattests import STATTESTS, StatResult, default_test, get_stattest
 
 __all__ = [
     "ColumnDrift",
+    "ColumnQuality",
     "ColumnType",
+    "DataQuality",
     "DatasetDrift",
     "STATTESTS",
     "StatResult",
     "column_drift",
+    "data_quality",
     "dataset_drift",
     "default_test",
     "get_stattest",
