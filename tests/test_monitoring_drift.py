@@ -244,6 +244,8 @@ def test_monitoring_public_names_are_pinned() -> None:
         "infer_column_types", "learn_threshold",
         # data quality
         "ColumnQuality", "DataQuality", "data_quality",
+        # performance
+        "CBPE", "CBPE_METRICS", "realised_performance",
     }  # fmt: skip
     for name in monitoring.__all__:
         assert hasattr(monitoring, name), name

@@ -1,4 +1,5 @@
-"""Monitoring: drift statistics and data quality of a current data set against a reference."""
+"""Monitoring: drift statistics, data quality and performance (realised, and estimated
+before labels arrive) of a current data set against a reference."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ from modelloop.monitoring.drift import (
     dataset_drift,
     learn_threshold,
 )
+from modelloop.monitoring.performance import CBPE, CBPE_METRICS, realised_performance
 from modelloop.monitoring.quality import ColumnQuality, DataQuality, data_quality
 from modelloop.monitoring.stattests import STATTESTS, StatResult, default_test, get_stattest
 
 __all__ = [
+    "CBPE",
+    "CBPE_METRICS",
     "ColumnDrift",
     "ColumnQuality",
     "ColumnType",
@@ -29,4 +33,5 @@ __all__ = [
     "infer_column_type",
     "infer_column_types",
     "learn_threshold",
+    "realised_performance",
 ]

@@ -7,7 +7,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, select, update
+from sqlalchemy import BindParameter, Connection, RowMapping, bindparam, select, update
 
 from modelloop.entities import (
     Dataset,
@@ -117,8 +117,21 @@ def set_stage(conn: Connection, run_id: str, stage: LifecycleStage) -> None:
     )
 
 
-def _float(value: float | None) -> float:
-    return math.nan if value is None else value
+_IDS: BindParameter[list[str]] = bindparam("ids", expanding=True)
+_RUNS_Q = select(runs).where(runs.c.run_id.in_(_IDS))
+_PARAMS_Q = select(params.c.run_id, params.c.key, params.c.value).where(params.c.run_id.in_(_IDS))
+_TAGS_Q = select(run_tags.c.run_id, run_tags.c.key, run_tags.c.value).where(
+    run_tags.c.run_id.in_(_IDS)
+)
+_METRICS_Q = select(latest_metrics.c.run_id, latest_metrics.c.key, latest_metrics.c.value).where(
+    latest_metrics.c.run_id.in_(_IDS)
+)
+_INPUTS_Q = (
+    select(run_inputs.c.run_id, run_inputs.c.context, datasets)
+    .join(datasets, datasets.c.digest == run_inputs.c.dataset_digest)
+    .where(run_inputs.c.run_id.in_(_IDS))
+    .order_by(run_inputs.c.run_id, datasets.c.name, run_inputs.c.context)
+)
 
 
 def load(conn: Connection, run_ids: Sequence[str]) -> list[Run]:
@@ -127,23 +140,19 @@ def load(conn: Connection, run_ids: Sequence[str]) -> list[Run]:
     rows: dict[str, RowMapping] = {}
     data: dict[str, dict[str, Any]] = {}
     for ids in chunked(list(run_ids)):
-        for rr in conn.execute(select(runs).where(runs.c.run_id.in_(ids))):
+        bound = {"ids": list(ids)}
+        for rr in conn.execute(_RUNS_Q, bound).all():
             rows[rr.run_id] = rr._mapping
             data[rr.run_id] = {"params": {}, "metrics": {}, "tags": {}, "inputs": []}
-        for r in conn.execute(select(params).where(params.c.run_id.in_(ids))):
-            data[r.run_id]["params"][r.key] = r.value
-        for r in conn.execute(select(run_tags).where(run_tags.c.run_id.in_(ids))):
-            data[r.run_id]["tags"][r.key] = r.value
-        q = select(latest_metrics.c.run_id, latest_metrics.c.key, latest_metrics.c.value)
-        for r in conn.execute(q.where(latest_metrics.c.run_id.in_(ids))):
-            data[r.run_id]["metrics"][r.key] = _float(r.value)
-        q2 = (
-            select(run_inputs.c.run_id, run_inputs.c.context, datasets)
-            .join(datasets, datasets.c.digest == run_inputs.c.dataset_digest)
-            .where(run_inputs.c.run_id.in_(ids))
-            .order_by(run_inputs.c.run_id, datasets.c.name, run_inputs.c.context)
-        )
-        for r in conn.execute(q2):
+        # Prebuilt statements with an expanding parameter (no per-call coercion of
+        # every id) and plain tuples fetched at once: this is the hot spot of search.
+        for run_id, key, value in conn.execute(_PARAMS_Q, bound).all():
+            data[run_id]["params"][key] = value
+        for run_id, key, value in conn.execute(_TAGS_Q, bound).all():
+            data[run_id]["tags"][key] = value
+        for run_id, key, value in conn.execute(_METRICS_Q, bound).all():
+            data[run_id]["metrics"][key] = math.nan if value is None else value
+        for r in conn.execute(_INPUTS_Q, bound).all():
             data[r.run_id]["inputs"].append(DatasetInput(dataset_from_row(r._mapping), r.context))
     out = []
     for run_id in run_ids:
