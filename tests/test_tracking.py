@@ -65,6 +65,8 @@ def test_experiment_lifecycle(client: Client) -> None:
     assert [e.name for e in client.list_experiments(ViewType.DELETED_ONLY)] == ["churn-v2"]
     with pytest.raises(InvalidArgument, match="deleted"):
         client.create_run(eid)
+    with pytest.raises(InvalidState, match="restore it before renaming"):
+        client.rename_experiment(eid, "churn-v3")
     client.restore_experiment(eid)
     assert client.get_experiment(eid).lifecycle_stage is LifecycleStage.ACTIVE
     assert [r.name for r in client.search_runs([eid])] == ["kept"]

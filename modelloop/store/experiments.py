@@ -6,7 +6,7 @@ from sqlalchemy import Connection, Row, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from modelloop.entities import Experiment, LifecycleStage, ViewType
-from modelloop.errors import AlreadyExists, InvalidArgument, NotFound
+from modelloop.errors import AlreadyExists, InvalidArgument, InvalidState, NotFound
 from modelloop.store._util import now_ms, upsert
 from modelloop.store.schema import experiment_tags, experiments, runs
 
@@ -108,8 +108,15 @@ def list_all(conn: Connection, view_type: ViewType = ViewType.ACTIVE_ONLY) -> li
 
 
 def rename(conn: Connection, experiment_id: str | int, new_name: str) -> None:
-    """Rename; AlreadyExists if the new name is taken."""
+    """Rename; AlreadyExists if the new name is taken, InvalidState if the experiment
+    is deleted (as MLflow does; renaming would also lose the stamp that restoring
+    uses to find the runs deleted with it)."""
     exp = get(conn, experiment_id)
+    if exp.lifecycle_stage is not LifecycleStage.ACTIVE:
+        raise InvalidState(
+            f"experiment {exp.name!r} is deleted: restore it before renaming it",
+            experiment_id=exp.experiment_id,
+        )
     if exp.name == new_name:
         return
     taken = conn.execute(select(experiments.c.experiment_id).where(experiments.c.name == new_name))
