@@ -101,6 +101,18 @@ def tag_value(key: str, value: Any) -> str:
     return _no_nul(text, f"tag {key!r} value")[:MAX_TAG_VALUE_LENGTH]
 
 
+def check_tags(tags: dict[str, Any] | None) -> dict[str, str]:
+    """Tags as stored: each key checked, each value a (truncated) string."""
+    return {check_key(k, "tag"): tag_value(k, val) for k, val in (tags or {}).items()}
+
+
+def check_text(value: Any, what: str) -> str:
+    """A free-text field (description, reason, ...): a string without NUL characters."""
+    if not isinstance(value, str):
+        raise InvalidArgument(f"{what} must be a string")
+    return _no_nul(value, what)
+
+
 def check_name(value: Any, what: str, max_length: int) -> str:
     """A display name: a non-empty string of bounded length."""
     if not isinstance(value, str) or not value.strip():

@@ -304,9 +304,7 @@ class LocalBackend(LocalArtifacts, LocalRegistry, LocalLoggedModels, LocalDeploy
 
     @staticmethod
     def _tags(tags: dict[str, str] | None) -> dict[str, str]:
-        if not tags:
-            return {}
-        return {v.check_key(k, "tag"): v.tag_value(k, val) for k, val in tags.items()}
+        return v.check_tags(tags)
 
 
 def _status(status: RunStatus | str) -> RunStatus:

@@ -14,14 +14,6 @@ from modelloop.store import audit, deployments
 __all__ = ["LocalDeployments"]
 
 
-def _reason(reason: Any) -> str:
-    if not isinstance(reason, str):
-        raise InvalidArgument("reason must be a string")
-    if "\x00" in reason:
-        raise InvalidArgument("reason must not contain NUL characters")
-    return reason
-
-
 class LocalDeployments(LocalStoreBase):
     """Deployment revisions over the metadata store."""
 
@@ -33,7 +25,7 @@ class LocalDeployments(LocalStoreBase):
 
         v.check_name(name, "deployment name", 256)
         clean = DeploymentSpec.parse(spec).to_dict()
-        why = _reason(reason)
+        why = v.check_text(reason, "reason")
         return self._write(
             lambda c: deployments.add_revision(c, name, clean, why, audit.current_actor()),
             "deployment.update",
@@ -60,7 +52,7 @@ class LocalDeployments(LocalStoreBase):
     ) -> DeploymentRevision:
         """Make an earlier revision's spec live again, as a new revision (the previous
         one by default)."""
-        why = _reason(reason)
+        why = v.check_text(reason, "reason")
         target = None if to_revision is None else v.check_int("revision", to_revision)
 
         def rollback(c: Any) -> DeploymentRevision:

@@ -53,17 +53,7 @@ def _page_size(max_results: Any) -> int:
 
 
 def _text(value: str | None, what: str) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise InvalidArgument(f"{what} must be a string")
-    if "\x00" in value:
-        raise InvalidArgument(f"{what} must not contain NUL characters")
-    return value
-
-
-def _tags(tags: dict[str, str] | None) -> dict[str, str]:
-    return {v.check_key(k, "tag"): v.tag_value(k, val) for k, val in (tags or {}).items()}
+    return None if value is None else v.check_text(value, what)
 
 
 class LocalRegistry(LocalStoreBase):
@@ -77,7 +67,7 @@ class LocalRegistry(LocalStoreBase):
         """Create a registered model; AlreadyExists when the name is taken."""
         registry.check_model_name(name)
         desc = _text(description, "description") or ""
-        clean = _tags(tags)
+        clean = v.check_tags(tags)
         return self._write(
             lambda c: registry.create_model(c, name, desc, clean, audit.current_actor()),
             "model.create",
@@ -146,7 +136,7 @@ class LocalRegistry(LocalStoreBase):
 
     def set_registered_model_tag(self, name: str, key: str, value: str) -> None:
         """Set a registered model tag."""
-        clean = _tags({key: value})
+        clean = v.check_tags({key: value})
         self._write(
             lambda c: registry.set_model_tags(c, name, clean),
             "model.set_tag",
@@ -188,7 +178,7 @@ class LocalRegistry(LocalStoreBase):
         if not src:
             raise InvalidArgument("model version source must be a non-empty string")
         desc = _text(description, "description") or ""
-        clean = _tags(tags)
+        clean = v.check_tags(tags)
         if size_bytes is not None:
             size_bytes = v.check_int("size_bytes", size_bytes)
 
@@ -289,7 +279,7 @@ class LocalRegistry(LocalStoreBase):
     def set_model_version_tag(self, name: str, version: int | str, key: str, value: str) -> None:
         """Set a version tag."""
         number = registry.parse_version(version)
-        clean = _tags({key: value})
+        clean = v.check_tags({key: value})
         self._write(
             lambda c: registry.set_version_tags(c, name, number, clean),
             "model_version.set_tag",

@@ -12,7 +12,7 @@ from modelloop.errors import NotFound
 from modelloop.registry.promotion import PromotionMixin
 
 if TYPE_CHECKING:
-    from modelloop.entities import ModelVersion, Run
+    from modelloop.entities import Run
     from modelloop.registry.card import ModelCard
 
 __all__ = ["LineageMixin"]
@@ -217,6 +217,3 @@ class LineageMixin(PromotionMixin):
             ],
             size_bytes=mv.size_bytes,
         )
-
-    def _version(self, name: str, version: int | str) -> ModelVersion:
-        return self._backend.get_model_version(name, version)

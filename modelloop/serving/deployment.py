@@ -12,9 +12,17 @@ from __future__ import annotations
 import hashlib
 import random
 import re
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from modelloop.errors import InvalidArgument
 
@@ -28,33 +36,28 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class RouteSpec(_Strict):
+def _route_name(value: str) -> str:
+    if not _NAME_RE.match(value):
+        raise ValueError(f"invalid route name {value!r}")
+    return value
+
+
+RouteName = Annotated[str, AfterValidator(_route_name)]
+
+
+class _Target(_Strict):
+    name: RouteName
+    model: str = Field(min_length=1)
+
+
+class RouteSpec(_Target):
     """A weighted route: ``weight`` percent of the traffic goes to ``model``."""
 
-    name: str
-    model: str = Field(min_length=1)
     weight: float = Field(ge=0, le=100)
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not _NAME_RE.match(value):
-            raise ValueError(f"invalid route name {value!r}")
-        return value
 
-
-class ShadowSpec(_Strict):
+class ShadowSpec(_Target):
     """A shadow route: ``model`` answers a copy of the traffic; answers are only logged."""
-
-    name: str
-    model: str = Field(min_length=1)
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not _NAME_RE.match(value):
-            raise ValueError(f"invalid shadow name {value!r}")
-        return value
 
 
 class BatchingSpec(_Strict):

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     from modelloop.entities import DeploymentRevision
     from modelloop.serving.batching import BatchSettings
-    from modelloop.serving.slots import ModelServer, ServedModel, SlotState
+    from modelloop.serving.slots import ModelServer, ServedModel
     from modelloop.tracking.client import Client
 
 __all__ = ["DeploymentRouting", "RouteChoice", "load_deployment"]
@@ -146,7 +146,6 @@ class DeploymentFollower:
         self.trusted = trusted
         self.batching = batching
         self.poll_interval = poll_interval
-        self.revisions_applied = 0
 
     async def run(self) -> None:
         """Follow until cancelled."""
@@ -179,14 +178,9 @@ class DeploymentFollower:
         self.server.add_or_replace(models)
         old = self.holder.routing
         self.holder.routing = routing
-        self.revisions_applied += 1
         _log.info(
             "deployment %r: now serving revision %d (was %d)",
             live.name,
             routing.revision,
             old.revision,
         )
-
-    def state(self, slot: str) -> SlotState:
-        """The current state of a slot (for tests and metadata)."""
-        return self.server.get(slot)

@@ -116,7 +116,7 @@ def create_model(
     return get_model(conn, name)
 
 
-def _require_model(conn: Connection, name: str) -> Row[Any]:
+def require_model(conn: Connection, name: str) -> Row[Any]:
     row = conn.execute(select(registered_models).where(registered_models.c.name == name)).first()
     if row is None:
         raise NotFound(f"registered model {name!r} not found", name=name)
@@ -125,7 +125,7 @@ def _require_model(conn: Connection, name: str) -> Row[Any]:
 
 def get_model(conn: Connection, name: str) -> RegisteredModel:
     """A registered model with its tags, aliases and latest version number."""
-    return _load_models(conn, [_require_model(conn, name)])[0]
+    return _load_models(conn, [require_model(conn, name)])[0]
 
 
 def model_exists(conn: Connection, name: str) -> bool:
@@ -206,7 +206,7 @@ def search_models(
 
 def update_model(conn: Connection, name: str, **fields: Any) -> RegisteredModel:
     """Change card fields (description, intended_use, limitations) or the policy."""
-    _require_model(conn, name)
+    require_model(conn, name)
     values = {k: val for k, val in fields.items() if val is not None}
     if "policy" in values:
         values["policy"] = json.dumps(values["policy"], sort_keys=True)
@@ -220,7 +220,7 @@ def update_model(conn: Connection, name: str, **fields: Any) -> RegisteredModel:
 
 def rename_model(conn: Connection, name: str, new_name: str) -> RegisteredModel:
     """Rename a model; its versions, tags, aliases and history follow (ON UPDATE CASCADE)."""
-    _require_model(conn, name)
+    require_model(conn, name)
     if model_exists(conn, new_name):
         raise AlreadyExists(f"registered model {new_name!r} already exists", name=new_name)
     conn.execute(
@@ -236,20 +236,20 @@ def rename_model(conn: Connection, name: str, new_name: str) -> RegisteredModel:
 
 def delete_model(conn: Connection, name: str) -> None:
     """Delete a model with all its versions, tags, aliases and history."""
-    _require_model(conn, name)
+    require_model(conn, name)
     conn.execute(delete(registered_models).where(registered_models.c.name == name))
 
 
 def set_model_tags(conn: Connection, name: str, tags: dict[str, str]) -> None:
     """Set (overwrite) registered model tags."""
-    _require_model(conn, name)
+    require_model(conn, name)
     rows = [{"name": name, "key": k, "value": val} for k, val in tags.items()]
     upsert(conn, registered_model_tags, rows, ["value"])
 
 
 def delete_model_tag(conn: Connection, name: str, key: str) -> None:
     """Remove a registered model tag; NotFound when it is not set."""
-    _require_model(conn, name)
+    require_model(conn, name)
     result = conn.execute(
         delete(registered_model_tags).where(
             registered_model_tags.c.name == name, registered_model_tags.c.key == key
@@ -314,7 +314,7 @@ def create_version(
     return get_version(conn, name, version)
 
 
-def _require_version(conn: Connection, name: str, version: int) -> Row[Any]:
+def require_version(conn: Connection, name: str, version: int) -> Row[Any]:
     row = conn.execute(
         select(model_versions).where(
             model_versions.c.name == name, model_versions.c.version == version
@@ -331,7 +331,7 @@ def _require_version(conn: Connection, name: str, version: int) -> Row[Any]:
 
 def get_version(conn: Connection, name: str, version: int) -> ModelVersion:
     """One version with its tags and aliases."""
-    return _load_versions(conn, [_require_version(conn, name, version)])[0]
+    return _load_versions(conn, [require_version(conn, name, version)])[0]
 
 
 def _load_versions(conn: Connection, rows: Sequence[Row[Any]]) -> list[ModelVersion]:
@@ -381,7 +381,7 @@ def version_by_alias(conn: Connection, name: str, alias: str) -> ModelVersion:
         )
     ).scalar()
     if found is None:
-        _require_model(conn, name)
+        require_model(conn, name)
         raise NotFound(f"registered model {name!r} has no alias {alias!r}", name=name, alias=alias)
     return get_version(conn, name, int(found))
 
@@ -394,7 +394,7 @@ def latest_version(conn: Connection, name: str) -> ModelVersion:
         )
     ).scalar()
     if found is None:
-        _require_model(conn, name)
+        require_model(conn, name)
         raise NotFound(f"registered model {name!r} has no (unarchived) versions", name=name)
     return get_version(conn, name, int(found))
 
@@ -452,7 +452,7 @@ def update_version(
     stage: str | None = None,
 ) -> ModelVersion:
     """Change a version's description or stage (``Archived`` retires it)."""
-    _require_version(conn, name, version)
+    require_version(conn, name, version)
     values: dict[str, Any] = {"last_updated_time": now_ms()}
     if description is not None:
         values["description"] = description
@@ -468,7 +468,7 @@ def update_version(
 
 def delete_version(conn: Connection, name: str, version: int, actor: str) -> None:
     """Delete a version; aliases pointing at it are removed and the removal recorded."""
-    _require_version(conn, name, version)
+    require_version(conn, name, version)
     for alias in conn.execute(
         select(model_aliases.c.alias).where(
             model_aliases.c.name == name, model_aliases.c.version == version
@@ -484,14 +484,14 @@ def delete_version(conn: Connection, name: str, version: int, actor: str) -> Non
 
 def set_version_tags(conn: Connection, name: str, version: int, tags: dict[str, str]) -> None:
     """Set (overwrite) version tags."""
-    _require_version(conn, name, version)
+    require_version(conn, name, version)
     rows = [{"name": name, "version": version, "key": k, "value": val} for k, val in tags.items()]
     upsert(conn, model_version_tags, rows, ["value"])
 
 
 def delete_version_tag(conn: Connection, name: str, version: int, key: str) -> None:
     """Remove a version tag; NotFound when it is not set."""
-    _require_version(conn, name, version)
+    require_version(conn, name, version)
     result = conn.execute(
         delete(model_version_tags).where(
             model_version_tags.c.name == name,
@@ -567,7 +567,7 @@ def set_alias(
     verdict_id: int | None = None,
 ) -> AliasEvent:
     """Point ``alias`` at ``version`` (creating or moving it) and record the move."""
-    _require_version(conn, name, version)
+    require_version(conn, name, version)
     previous = _current_alias(conn, name, alias)
     upsert(conn, model_aliases, [{"name": name, "alias": alias, "version": version}], ["version"])
     conn.execute(
@@ -582,7 +582,7 @@ def delete_alias(conn: Connection, name: str, alias: str, actor: str, reason: st
     """Remove an alias and record it; NotFound when it is not set."""
     previous = _current_alias(conn, name, alias)
     if previous is None:
-        _require_model(conn, name)
+        require_model(conn, name)
         raise NotFound(f"registered model {name!r} has no alias {alias!r}", name=name, alias=alias)
     conn.execute(
         delete(model_aliases).where(model_aliases.c.name == name, model_aliases.c.alias == alias)
@@ -592,7 +592,7 @@ def delete_alias(conn: Connection, name: str, alias: str, actor: str, reason: st
 
 def alias_history(conn: Connection, name: str, alias: str | None = None) -> list[AliasEvent]:
     """Every recorded move of the model's aliases (or of one alias), oldest first."""
-    _require_model(conn, name)
+    require_model(conn, name)
     q = select(alias_events).where(alias_events.c.name == name)
     if alias is not None:
         q = q.where(alias_events.c.alias == alias)

@@ -31,7 +31,7 @@ def record_promotion(
 ) -> PromotionRecord:
     """Store a verdict; move the alias (recording the move) when it passed or was
     forced. The verdict, the move and the caller's audit row share one transaction."""
-    registry.get_version(conn, name, version)
+    registry.require_version(conn, name, version)
     moved = passed or forced
     now = now_ms()
     result = conn.execute(
@@ -80,7 +80,7 @@ def list_promotions(
     conn: Connection, name: str, version: int | None = None
 ) -> list[PromotionRecord]:
     """A model's (or one version's) promotion verdicts, oldest first."""
-    registry.get_model(conn, name)
+    registry.require_model(conn, name)
     q = select(promotion_verdicts).where(promotion_verdicts.c.name == name)
     if version is not None:
         q = q.where(promotion_verdicts.c.version == version)
@@ -99,7 +99,7 @@ def record_evaluation(
     actor: str,
 ) -> EvaluationRecord:
     """Link an evaluation (its run and its results) to a version."""
-    registry.get_version(conn, name, version)
+    registry.require_version(conn, name, version)
     now = now_ms()
     inserted = conn.execute(
         evaluations.insert().values(
@@ -129,7 +129,7 @@ def record_evaluation(
 
 def list_evaluations(conn: Connection, name: str, version: int) -> list[EvaluationRecord]:
     """A version's evaluations, oldest first."""
-    registry.get_version(conn, name, version)
+    registry.require_version(conn, name, version)
     rows = conn.execute(
         select(evaluations)
         .where(evaluations.c.name == name, evaluations.c.version == version)
