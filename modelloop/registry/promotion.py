@@ -72,7 +72,10 @@ class PromotionMixin(RegistryMixin):
         dataset_name = data if isinstance(data, str) else None
         frame = self.load_dataset(data) if isinstance(data, str) else data
         location = resolve_model_uri(self._backend, model_uri)
-        model = self.load_model(model_uri, trusted=trusted)
+        # Load the version just resolved, by number: an alias that moves meanwhile
+        # must not make the scores belong to another version than the one recorded.
+        pinned = location.version.uri if location.version is not None else model_uri
+        model = self.load_model(pinned, trusted=trusted)
         result = score(model, frame, target, model_type=model_type, slices=slices)
         dataset = fingerprint(frame, name=dataset_name or "evaluation")
         version = location.version
