@@ -147,6 +147,9 @@ def _track(settings: Settings, client: Client, n_models: int, out: Console) -> l
     _register_and_promote(client, exp_id, best[0].run_id, X_train, y_train, X_test, y_test, out)
     client.close()
     _serve_champion(settings, X_test, y_test, out)
+    from modelloop.demo_monitor import monitor_demo
+
+    monitor_demo(settings, X_train, y_train, DEMO_MODEL, out)
     return run_ids
 
 
@@ -207,11 +210,13 @@ def _register_and_promote(
 
 def _serve_champion(settings: Settings, X_test: Any, y_test: Any, out: Console) -> None:
     """Serve the champion on a free loopback port, send it traffic through a real HTTP
-    client (MLflow's and the Open Inference Protocol's formats), report ground truth
-    for part of it, stop the server, and read the logged predictions back."""
+    client (MLflow's and the Open Inference Protocol's formats), then traffic that
+    drifts, report ground truth for it, stop the server, and read the logged
+    predictions back."""
     import httpx
 
     from modelloop.backends.factory import resolve_stores
+    from modelloop.demo_monitor import drifted_traffic
     from modelloop.server.background import BackgroundServer
     from modelloop.serving.app import ServeConfig, build_serving_app
     from modelloop.serving.prediction_log import predictions_root, read_feedback, read_predictions
@@ -224,17 +229,7 @@ def _serve_champion(settings: Settings, X_test: Any, y_test: Any, out: Console) 
     sent = 0
     try:
         with httpx.Client(base_url=url, timeout=30) as http:
-            for start in range(0, len(X_test), 10):
-                chunk = X_test.iloc[start : start + 10]
-                body = {"dataframe_split": {"columns": columns, "data": chunk.to_numpy().tolist()}}
-                r = http.post("/invocations", json=body)
-                r.raise_for_status()
-                truth = y_test.iloc[start : start + 10].tolist()
-                http.post(
-                    "/feedback",
-                    json={"request_id": r.headers["x-request-id"], "ground_truth": truth},
-                ).raise_for_status()
-                sent += 1
+            sent += _send_labelled(http, X_test, y_test, 10)
             row = X_test.iloc[0]
             oip = {
                 "inputs": [
@@ -244,6 +239,7 @@ def _serve_champion(settings: Settings, X_test: Any, y_test: Any, out: Console) 
             }
             http.post(f"/v2/models/{DEMO_MODEL}/infer", json=oip).raise_for_status()
             sent += 1
+            sent += _send_labelled(http, *drifted_traffic(X_test, y_test, 256), 16)
     finally:
         server.stop()
     root = predictions_root(resolve_stores(settings.tracking_uri, settings.artifacts_uri)[1])
@@ -254,7 +250,8 @@ def _serve_champion(settings: Settings, X_test: Any, y_test: Any, out: Console) 
     out.print(
         f"sent {sent} requests; {logged['request_id'].nunique()} requests / {len(logged)} rows "
         f"logged to {root} (Parquet), {len(truth)} labels joined back: live accuracy "
-        f"{accuracy:.3f}, median latency {logged['latency_ms'].median():.2f} ms"
+        f"{accuracy:.3f} (the last 256 rows drift), "
+        f"median latency {logged['latency_ms'].median():.2f} ms"
     )
     table = Table("request", "row", "route", "version", "latency ms", "prediction",
                   title="logged predictions (first 5)")  # fmt: skip
@@ -266,6 +263,23 @@ def _serve_champion(settings: Settings, X_test: Any, y_test: Any, out: Console) 
         f"serve it yourself: MODELLOOP_TRACKING_URI={settings.tracking_uri} "
         f"modelloop serve models:/{DEMO_MODEL}@champion --port 8080"
     )
+
+
+def _send_labelled(http: Any, X: Any, y: Any, size: int) -> int:
+    """Send ``X`` to ``/invocations`` in requests of ``size`` rows (MLflow's
+    ``dataframe_split``), each followed by its ground truth on ``/feedback``."""
+    columns = [str(c) for c in X.columns]
+    sent = 0
+    for start in range(0, len(X), size):
+        chunk = X.iloc[start : start + size]
+        body = {"dataframe_split": {"columns": columns, "data": chunk.to_numpy().tolist()}}
+        r = http.post("/invocations", json=body)
+        r.raise_for_status()
+        truth = y.iloc[start : start + size].tolist()
+        feedback = {"request_id": r.headers["x-request-id"], "ground_truth": truth}
+        http.post("/feedback", json=feedback).raise_for_status()
+        sent += 1
+    return sent
 
 
 def _show(record: PromotionRecord, out: Console) -> None:

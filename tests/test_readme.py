@@ -57,8 +57,11 @@ def test_demo_tracks_and_ranks_models(tmp_path: Path) -> None:
     assert "refused: breast-cancer v2 → champion" in output
     # ... then serves the champion, sends it traffic and reads the logged predictions.
     assert "serving breast-cancer@champion on http://127.0.0.1:" in output
-    assert "16 requests / 144 rows logged" in output
-    assert "143 labels joined back" in output
+    assert "32 requests / 400 rows logged" in output
+    assert "399 labels joined back" in output
+    # ... and the monitor sees the drift the last 256 rows carry, and alerts on it.
+    assert "alert feature drift (critical) firing since window" in output
+    assert "breast-cancer-monitor.html" in output
     client = Client(settings=settings)
     runs = client.search_runs(
         [EXPERIMENT], "attributes.run_id IN (" + ", ".join(repr(r) for r in run_ids) + ")"
@@ -76,4 +79,10 @@ def test_demo_tracks_and_ranks_models(tmp_path: Path) -> None:
     assert [(v.version, v.moved) for v in verdicts] == [(1, True), (2, False)]
     evaluations = client.search_runs([EXPERIMENT], "tags.modelloop.run_type = 'evaluation'")
     assert len(evaluations) == 3  # v1 alone, then v2 and the champion on the same data
+    windows = client.monitor_windows("breast-cancer-monitor")
+    assert [w.rows for w in windows] == [100, 100, 100, 100]
+    assert windows[0].metrics["dataset_drift"] == 0.0 and windows[-1].metrics["dataset_drift"] == 1
+    assert windows[0].metrics["accuracy"] > 0.9 > windows[-1].metrics["accuracy"]
+    firing = {a.rule["name"] for a in client.list_alerts("breast-cancer-monitor", "firing")}
+    assert "feature drift" in firing
     client.close()

@@ -477,6 +477,18 @@ EXPECTED_ROUTES = {
     ("GET", "/api/v1/deployments/{name}"),
     ("GET", "/api/v1/deployments/{name}/history"),
     ("POST", "/api/v1/deployments/{name}/rollback"),
+    # monitoring
+    ("POST", "/api/v1/monitors"),
+    ("GET", "/api/v1/monitors"),
+    ("GET", "/api/v1/monitors/{name}"),
+    ("PATCH", "/api/v1/monitors/{name}"),
+    ("DELETE", "/api/v1/monitors/{name}"),
+    ("POST", "/api/v1/monitors/{name}/windows"),
+    ("GET", "/api/v1/monitors/{name}/windows"),
+    ("GET", "/api/v1/monitors/{name}/metrics"),
+    ("GET", "/api/v1/alerts"),
+    ("GET", "/api/v1/alert-events"),
+    ("POST", "/api/v1/alert-events/{event_id}/delivery"),
 }
 
 

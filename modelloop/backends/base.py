@@ -13,6 +13,9 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol, runtime_checkable
 
 from modelloop.entities import (
+    Alert,
+    AlertEvent,
+    AlertUpdate,
     AliasEvent,
     ArtifactInfo,
     DatasetInput,
@@ -21,6 +24,9 @@ from modelloop.entities import (
     Experiment,
     Metric,
     ModelVersion,
+    Monitor,
+    MonitorWindow,
+    NewAlert,
     Page,
     Param,
     PromotionRecord,
@@ -29,6 +35,7 @@ from modelloop.entities import (
     Run,
     RunStatus,
     ViewType,
+    WindowRecord,
 )
 
 
@@ -376,6 +383,82 @@ class Backend(Protocol):
         self, name: str, to_revision: int | None = None, reason: str = ""
     ) -> DeploymentRevision:
         """Make an earlier revision live again, as a new revision."""
+        ...
+
+    # monitoring
+    def create_monitor(
+        self,
+        name: str,
+        deployment: str,
+        reference: str,
+        config: dict[str, Any] | None = None,
+        description: str = "",
+    ) -> Monitor:
+        """Create a monitor of a deployment's prediction logs against a registered dataset."""
+        ...
+
+    def get_monitor(self, name: str) -> Monitor:
+        """One monitor."""
+        ...
+
+    def list_monitors(self, deployment: str | None = None) -> list[Monitor]:
+        """Every monitor, or those of one deployment."""
+        ...
+
+    def update_monitor(
+        self, name: str, config: dict[str, Any] | None = None, description: str | None = None
+    ) -> Monitor:
+        """Replace a monitor's config and/or description."""
+        ...
+
+    def delete_monitor(self, name: str) -> None:
+        """Delete a monitor with its windows, metrics and alerts."""
+        ...
+
+    def record_monitor_window(
+        self,
+        name: str,
+        window: WindowRecord,
+        state: dict[str, Any],
+        fired: Sequence[NewAlert] = (),
+        updates: Sequence[AlertUpdate] = (),
+        deliver: bool = False,
+    ) -> list[AlertEvent]:
+        """Store one scored window, the monitor's new state and its alert changes at once."""
+        ...
+
+    def list_monitor_windows(
+        self, name: str, since_seq: int = 0, limit: int | None = None, details: bool = False
+    ) -> list[MonitorWindow]:
+        """Scored windows after ``since_seq``, oldest first."""
+        ...
+
+    def monitor_metric_history(
+        self, name: str, metrics: Sequence[str] | None = None, since_seq: int = 0
+    ) -> dict[str, list[tuple[int, int, float | None]]]:
+        """``metric -> [(seq, window end time, value)]`` oldest first."""
+        ...
+
+    def list_alerts(
+        self, monitor: str | None = None, state: str | None = None, limit: int = 1000
+    ) -> list[Alert]:
+        """Alerts, newest first."""
+        ...
+
+    def list_alert_events(
+        self,
+        monitor: str | None = None,
+        alert_id: str | None = None,
+        delivery: str | None = None,
+        limit: int = 1000,
+    ) -> list[AlertEvent]:
+        """Alert events, oldest first."""
+        ...
+
+    def set_alert_delivery(
+        self, event_id: int, delivery: str, attempts: int, last_error: str = ""
+    ) -> AlertEvent:
+        """Record a delivery attempt's outcome for an alert event."""
         ...
 
     # maintenance

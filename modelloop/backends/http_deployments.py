@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from modelloop.backends._http_io import url_segment, wire_request
-from modelloop.backends.http_registry import HttpRegistry
+from modelloop.backends.http_monitors import HttpMonitors
 from modelloop.entities import DeploymentRevision
 from modelloop.server.registry_schemas import (
     DeploymentList,
@@ -17,7 +17,7 @@ from modelloop.server.registry_schemas import (
 __all__ = ["HttpDeployments"]
 
 
-class HttpDeployments(HttpRegistry):
+class HttpDeployments(HttpMonitors):
     """Deployment calls over ``/api/v1/deployments``."""
 
     def put_deployment(

@@ -12,6 +12,7 @@ from modelloop import validation as v
 from modelloop.backends.local_artifacts import LocalArtifacts
 from modelloop.backends.local_deployments import LocalDeployments
 from modelloop.backends.local_logged_models import LocalLoggedModels
+from modelloop.backends.local_monitors import LocalMonitors
 from modelloop.backends.local_registry import LocalRegistry
 from modelloop.entities import (
     DatasetInput,
@@ -36,7 +37,9 @@ def _default_run_name() -> str:
     return f"run-{uuid.uuid4().hex[:8]}"
 
 
-class LocalBackend(LocalArtifacts, LocalRegistry, LocalLoggedModels, LocalDeployments):
+class LocalBackend(
+    LocalArtifacts, LocalRegistry, LocalLoggedModels, LocalDeployments, LocalMonitors
+):
     """Implements :class:`~modelloop.backends.Backend` in this process.
 
     Each method is one transaction: it validates its input, then writes and

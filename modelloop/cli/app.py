@@ -13,6 +13,7 @@ from modelloop.cli import (
     experiments,
     maintenance,
     models,
+    monitor,
     predict,
     runs,
     serve,
@@ -52,6 +53,8 @@ app.add_typer(models.app, name="models")
 app.add_typer(models.datasets_app, name="datasets")
 app.add_typer(db.app, name="db")
 app.add_typer(deploy.app, name="deploy")
+app.add_typer(monitor.app, name="monitor")
+app.add_typer(monitor.alerts_app, name="alerts")
 app.add_typer(users.users_app, name="users")
 app.add_typer(users.tokens_app, name="tokens")
 app.command("audit")(audit.audit)

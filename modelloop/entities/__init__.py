@@ -3,6 +3,15 @@
 from modelloop.entities.dataset import Dataset, DatasetInput
 from modelloop.entities.deployment import DeploymentRevision
 from modelloop.entities.experiment import Experiment, LifecycleStage, ViewType
+from modelloop.entities.monitor import (
+    Alert,
+    AlertEvent,
+    AlertUpdate,
+    Monitor,
+    MonitorWindow,
+    NewAlert,
+    WindowRecord,
+)
 from modelloop.entities.registry import (
     AliasEvent,
     EvaluationRecord,
@@ -22,6 +31,9 @@ from modelloop.entities.run import (
 )
 
 __all__ = [
+    "Alert",
+    "AlertEvent",
+    "AlertUpdate",
     "AliasEvent",
     "ArtifactInfo",
     "Dataset",
@@ -32,6 +44,9 @@ __all__ = [
     "LifecycleStage",
     "Metric",
     "ModelVersion",
+    "Monitor",
+    "MonitorWindow",
+    "NewAlert",
     "Page",
     "Param",
     "PromotionRecord",
@@ -41,4 +56,5 @@ __all__ = [
     "RunStatus",
     "VersionStage",
     "ViewType",
+    "WindowRecord",
 ]

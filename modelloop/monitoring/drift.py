@@ -9,8 +9,7 @@ variability, so that a large sample does not alert on an irrelevant shift.
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -20,25 +19,31 @@ import pandas as pd
 from modelloop.errors import InvalidArgument
 from modelloop.monitoring.column_types import (
     ColumnType,
-    combined_n_unique,
     infer_column_type,
     infer_column_types,
-    to_numeric_values,
     validate_column_type,
+)
+from modelloop.monitoring.samples import (
+    Sample,
+    SamplePair,
+    combined_unique,
+    learn_from_values,
+    make_sample,
+    prepare_values,
 )
 from modelloop.monitoring.stattests import StatKind, default_test, get_stattest
 
 __all__ = [
     "ColumnDrift",
     "DatasetDrift",
+    "PreparedColumn",
     "column_drift",
     "dataset_drift",
+    "drift_between",
     "learn_threshold",
 ]
 
 Status = Literal["ok", "not enough data"]
-# A learned p-value threshold must stay positive: p < 0 would never alert at all.
-_MIN_P_THRESHOLD = 1e-12
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,21 @@ class DatasetDrift:
     drift_share: float = 0.5
     dataset_drift: bool = False
 
+    @classmethod
+    def from_columns(cls, columns: dict[str, ColumnDrift], drift_share: float) -> DatasetDrift:
+        """The dataset verdict over per-column results (in report order)."""
+        tested = [r for r in columns.values() if r.status == "ok"]
+        n_drifted = sum(r.drifted for r in tested)
+        share = n_drifted / len(tested) if tested else 0.0
+        return cls(
+            columns=columns,
+            n_tested=len(tested),
+            n_drifted=n_drifted,
+            share_drifted=share,
+            drift_share=drift_share,
+            dataset_drift=bool(tested) and share >= drift_share,
+        )
+
     @property
     def drifted_columns(self) -> list[str]:
         """Names of the drifted columns, in report order."""
@@ -99,25 +119,6 @@ class DatasetDrift:
             "drift_share": self.drift_share,
             "dataset_drift": self.dataset_drift,
         }
-
-
-def _prepare(series: pd.Series, column_type: ColumnType, name: str) -> tuple[pd.Series, int]:
-    """Values ready for the tests with missing values dropped, and how many were dropped."""
-    if column_type in ("numeric", "datetime"):
-        values = to_numeric_values(series, column_type, name)
-        # Evidently treats +-inf as missing too (replace([inf, -inf], nan).dropna()).
-        values = values[np.isfinite(values.to_numpy())]
-    else:
-        values = series.dropna()
-    return values, len(series) - len(values)
-
-
-def _as_test_values(values: pd.Series, column_type: ColumnType) -> pd.Series:
-    # Booleans are compared as categories; categoricals as plain objects so that the
-    # union of reference and current values is not limited to declared categories.
-    if isinstance(values.dtype, pd.CategoricalDtype):
-        return values.astype(object)
-    return values
 
 
 def column_drift(
@@ -140,11 +141,43 @@ def column_drift(
         if column_type is not None
         else infer_column_type(reference)
     )
-    ref, ref_missing = _prepare(reference, kind, name)
-    cur, cur_missing = _prepare(current, kind, name)
-    ref, cur = _as_test_values(ref, kind), _as_test_values(cur, kind)
-    n_unique = combined_n_unique(ref, cur)
-    test = get_stattest(stattest or default_test(kind, n_unique, len(ref)))
+    ref_values, ref_missing = prepare_values(reference, kind, name)
+    cur_values, cur_missing = prepare_values(current, kind, name)
+    return drift_between(
+        PreparedColumn(name, kind, make_sample(ref_values), ref_missing),
+        PreparedColumn(name, kind, make_sample(cur_values), cur_missing),
+        stattest=stattest,
+        threshold=threshold,
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class PreparedColumn:
+    """One column's prepared sample and how many missing values were dropped from it."""
+
+    name: str
+    column_type: ColumnType
+    sample: Sample
+    missing: int
+
+
+def drift_between(
+    reference: PreparedColumn,
+    current: PreparedColumn,
+    *,
+    stattest: str | None = None,
+    threshold: float | Callable[[str], float | None] | None = None,
+) -> ColumnDrift:
+    """:func:`column_drift` on prepared columns (see :mod:`~modelloop.monitoring.samples`).
+
+    ``threshold`` may also be a callable from the chosen test's name to a threshold,
+    which is how learned thresholds follow the test picked for this current sample.
+    """
+    name, kind = reference.name, reference.column_type
+    ref, cur = reference.sample, current.sample
+    pair = SamplePair(ref, cur)
+    n_unique = pair.n_unique()
+    test = get_stattest(stattest or default_test(kind, n_unique, ref.size))
     if test.numeric_only and kind not in ("numeric", "datetime"):
         raise InvalidArgument(
             f"stattest {test.name!r} needs a numeric column; {name!r} is {kind}",
@@ -157,13 +190,15 @@ def column_drift(
         "stattest": test.name,
         "kind": test.kind,
         "n_unique": n_unique,
-        "reference_rows": len(ref),
-        "current_rows": len(cur),
-        "reference_missing": ref_missing,
-        "current_missing": cur_missing,
+        "reference_rows": ref.size,
+        "current_rows": cur.size,
+        "reference_missing": reference.missing,
+        "current_missing": current.missing,
     }
+    if callable(threshold):
+        threshold = threshold(test.name)
     used_threshold = test.default_threshold if threshold is None else float(threshold)
-    if len(ref) < test.min_rows or len(cur) < test.min_rows:
+    if ref.size < test.min_rows or cur.size < test.min_rows:
         return ColumnDrift(
             value=None,
             threshold=used_threshold,
@@ -171,7 +206,7 @@ def column_drift(
             status="not enough data",
             **common,
         )
-    result = test.run(ref, cur, column_type=kind, threshold=used_threshold)
+    result = pair.compare(test, threshold=used_threshold)
     return ColumnDrift(
         value=result.value,
         threshold=result.threshold,
@@ -236,23 +271,14 @@ def dataset_drift(
             stattest=stattest,
             threshold=threshold,
         )
-    tested = [r for r in results.values() if r.status == "ok"]
-    n_drifted = sum(r.drifted for r in tested)
-    share = n_drifted / len(tested) if tested else 0.0
-    return DatasetDrift(
-        columns=results,
-        n_tested=len(tested),
-        n_drifted=n_drifted,
-        share_drifted=share,
-        drift_share=drift_share,
-        dataset_drift=bool(tested) and share >= drift_share,
-    )
+    return DatasetDrift.from_columns(results, drift_share)
 
 
 def _default_for(reference: pd.Series, current: pd.Series, kind: ColumnType) -> str:
-    ref, _ = _prepare(reference, kind, str(reference.name))
-    cur, _ = _prepare(current, kind, str(current.name))
-    return default_test(kind, combined_n_unique(ref, cur), len(ref))
+    name = str(reference.name)
+    ref = make_sample(prepare_values(reference, kind, name)[0])
+    cur = make_sample(prepare_values(current, kind, name)[0])
+    return default_test(kind, combined_unique(ref, cur), ref.size)
 
 
 def learn_threshold(
@@ -284,22 +310,12 @@ def learn_threshold(
         else infer_column_type(reference)
     )
     test = get_stattest(stattest)
-    values, _ = _prepare(reference, kind, name)
-    values = _as_test_values(values, kind)
-    if len(values) < chunks * max(test.min_rows, 2):
-        raise InvalidArgument(
-            f"column {name!r} has {len(values)} non-missing reference values, "
-            f"too few for {chunks} chunks",
-            column=name,
-        )
-    bounds = np.linspace(0, len(values), chunks + 1).astype(int)
-    scores = np.array(
-        [
-            test.run(values, values.iloc[lo:hi], column_type=kind).value
-            for lo, hi in itertools.pairwise(bounds)
-        ]
+    values, _ = prepare_values(reference, kind, name)
+    return learn_from_values(
+        values,
+        make_sample(values),
+        test,
+        name=name,
+        chunks=chunks,
+        std_multiplier=std_multiplier,
     )
-    mean, std = float(scores.mean()), float(scores.std())
-    if test.kind == "distance":
-        return mean + std_multiplier * std
-    return max(mean - std_multiplier * std, _MIN_P_THRESHOLD)

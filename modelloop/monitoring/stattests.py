@@ -31,6 +31,8 @@ __all__ = [
     "anderson",
     "binned_frequencies",
     "chisquare",
+    "chisquare_counts",
+    "counts_over_union",
     "cramer_von_mises",
     "default_test",
     "get_stattest",
@@ -38,9 +40,18 @@ __all__ = [
     "jensenshannon",
     "kl_div",
     "ks",
+    "merge_sorted",
     "psi",
+    "shares_distance",
+    "sorted_histogram",
+    "sorted_n_unique",
+    "sturges_edges",
+    "sturges_shares",
     "wasserstein",
+    "wasserstein_merged",
+    "wasserstein_sorted",
     "z",
+    "z_counts",
 ]
 
 StatKind = Literal["p_value", "distance"]
@@ -108,6 +119,17 @@ def _category_counts(
     """Counts of each distinct value over the union of both samples' values."""
     ref_counts = _series(reference, name).value_counts(dropna=True)
     cur_counts = _series(current, name).value_counts(dropna=True)
+    return counts_over_union(ref_counts, cur_counts)
+
+
+def counts_over_union(
+    ref_counts: pd.Series, cur_counts: pd.Series
+) -> tuple[list[Any], FloatArray, FloatArray]:
+    """Two ``value_counts`` results aligned on the sorted union of their values.
+
+    Missing keys count 0. This is what every per-value test compares, so a reference's
+    counts can be computed once and aligned with many current samples.
+    """
     keys = _sorted_keys(ref_counts.index.union(cur_counts.index, sort=False))
     ref = np.asarray(ref_counts.reindex(keys, fill_value=0), dtype=np.float64)
     cur = np.asarray(cur_counts.reindex(keys, fill_value=0), dtype=np.float64)
@@ -138,12 +160,10 @@ def binned_frequencies(
     over the union of both samples.
     """
     if column_type in ("numeric", "datetime"):
-        ref = _numeric(reference, "binning")
-        cur = _numeric(current, "binning")
-        if len(np.unique(ref)) > BINNING_MIN_UNIQUE:
-            edges = np.histogram_bin_edges(np.concatenate([ref, cur]), bins="sturges")
-            ref_pct = np.histogram(ref, edges)[0] / len(ref)
-            cur_pct = np.histogram(cur, edges)[0] / len(cur)
+        ref = np.sort(_numeric(reference, "binning"))
+        cur = np.sort(_numeric(current, "binning"))
+        if sorted_n_unique(ref) > BINNING_MIN_UNIQUE:
+            ref_pct, cur_pct = sturges_shares(ref, cur)
         else:
             _, ref_n, cur_n = _category_counts(ref, cur, "binning")
             ref_pct, cur_pct = ref_n / len(ref), cur_n / len(cur)
@@ -154,6 +174,50 @@ def binned_frequencies(
     cur_pct = np.asarray(cur_pct, dtype=np.float64)
     if fill_zeroes:
         return _fill_zeroes(ref_pct), _fill_zeroes(cur_pct)
+    return ref_pct, cur_pct
+
+
+def sorted_n_unique(values: FloatArray) -> int:
+    """Distinct values of an ascending array without NaN (-0.0 equals 0.0, as in pandas)."""
+    if values.size == 0:
+        return 0
+    return int(np.count_nonzero(values[1:] != values[:-1])) + 1
+
+
+def sturges_edges(low: float, high: float, size: int) -> FloatArray:
+    """``np.histogram_bin_edges(data, bins="sturges")`` from the data's min, max and size.
+
+    The same arithmetic as numpy (width = range / (log2(n) + 1), a single bin for a
+    constant sample widened by 0.5 each side), so the edges are bit for bit numpy's
+    without concatenating reference and current.
+    """
+    first, last = np.float64(low), np.float64(high)
+    span = last - first
+    width = span / (np.log2(np.float64(size)) + 1.0)
+    n_bins = int(np.ceil(span / width)) if width else 1
+    if first == last:
+        first, last = first - 0.5, last + 0.5
+    return np.linspace(first, last, n_bins + 1, endpoint=True, dtype=np.float64)
+
+
+def sorted_histogram(values: FloatArray, edges: FloatArray) -> FloatArray:
+    """``np.histogram(values, edges)[0]`` for ascending ``values``, by binary search.
+
+    Bins are half-open ``[e_i, e_i+1)`` except the last, which includes its right
+    edge; values outside the edges are not counted, exactly as numpy does.
+    """
+    positions = values.searchsorted(edges, side="left")
+    positions[-1] = values.searchsorted(edges[-1], side="right")
+    return np.diff(positions).astype(np.float64)
+
+
+def sturges_shares(ref_sorted: FloatArray, cur_sorted: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Shares of two ascending samples in Sturges bins over both (Evidently's binning)."""
+    low = min(ref_sorted[0], cur_sorted[0])
+    high = max(ref_sorted[-1], cur_sorted[-1])
+    edges = sturges_edges(low, high, ref_sorted.size + cur_sorted.size)
+    ref_pct = sorted_histogram(ref_sorted, edges) / ref_sorted.size
+    cur_pct = sorted_histogram(cur_sorted, edges) / cur_sorted.size
     return ref_pct, cur_pct
 
 
@@ -179,8 +243,15 @@ def chisquare(
     category overall gives p = 1 (nothing to compare; SciPy would return NaN).
     """
     del column_type  # chisquare always compares per-value counts, numeric or not
-    keys, ref_n, cur_n = _category_counts(reference, current, "chisquare")
-    if len(keys) < 2:
+    _, ref_n, cur_n = _category_counts(reference, current, "chisquare")
+    return chisquare_counts(ref_n, cur_n, threshold=threshold)
+
+
+def chisquare_counts(
+    ref_n: FloatArray, cur_n: FloatArray, *, threshold: float | None = None
+) -> StatResult:
+    """:func:`chisquare` from per-value counts aligned on the union of values."""
+    if len(ref_n) < 2:
         return _verdict("chisquare", "p_value", 1.0, _threshold("chisquare", threshold))
     f_exp = ref_n * (cur_n.sum() / ref_n.sum())
     # (obs - 0)^2 / 0 is the intended infinity for unseen categories; silence numpy.
@@ -204,10 +275,15 @@ def z(
     but without its loss of precision in the tail.
     """
     del column_type
-    keys, ref_n, cur_n = _category_counts(reference, current, "z")
-    if len(keys) > 2:
-        raise InvalidArgument(f"z test needs at most 2 distinct values, got {len(keys)}")
-    if len(keys) < 2:
+    _, ref_n, cur_n = _category_counts(reference, current, "z")
+    return z_counts(ref_n, cur_n, threshold=threshold)
+
+
+def z_counts(ref_n: FloatArray, cur_n: FloatArray, *, threshold: float | None = None) -> StatResult:
+    """:func:`z` from per-value counts aligned on the (sorted) union of values."""
+    if len(ref_n) > 2:
+        raise InvalidArgument(f"z test needs at most 2 distinct values, got {len(ref_n)}")
+    if len(ref_n) < 2:
         return _verdict("z", "p_value", 1.0, _threshold("z", threshold))
     n1, n2 = ref_n.sum(), cur_n.sum()
     p1, p2 = ref_n[0] / n1, cur_n[0] / n2
@@ -226,8 +302,56 @@ def wasserstein(
     reference does not divide by zero.
     """
     ref, cur = _numeric(reference, "wasserstein"), _numeric(current, "wasserstein")
-    norm = max(float(np.std(ref)), _MIN_STD)
-    value = stats.wasserstein_distance(ref, cur) / norm
+    return wasserstein_sorted(np.sort(ref), np.sort(cur), float(np.std(ref)), threshold=threshold)
+
+
+def wasserstein_sorted(
+    ref_sorted: FloatArray,
+    cur_sorted: FloatArray,
+    ref_std: float,
+    *,
+    threshold: float | None = None,
+) -> StatResult:
+    """:func:`wasserstein` from ascending samples and the reference's std."""
+    merged, from_ref = merge_sorted(ref_sorted, cur_sorted)
+    return wasserstein_merged(merged, from_ref, ref_std, threshold=threshold)
+
+
+def merge_sorted(
+    ref_sorted: FloatArray, cur_sorted: FloatArray
+) -> tuple[FloatArray, NDArray[np.bool_]]:
+    """Both ascending samples merged (stable: reference first among ties), and which
+    merged values came from the reference."""
+    merged = np.concatenate((ref_sorted, cur_sorted))
+    order = np.argsort(merged, kind="stable")  # two ascending runs: a linear merge
+    return merged[order], order < ref_sorted.size
+
+
+def wasserstein_merged(
+    merged: FloatArray,
+    from_ref: NDArray[np.bool_],
+    ref_std: float,
+    *,
+    threshold: float | None = None,
+) -> StatResult:
+    """:func:`wasserstein` from :func:`merge_sorted`'s output and the reference's std.
+
+    SciPy's ``wasserstein_distance`` integrates |U - V| over the merged sample, locating
+    every merged value in both samples by binary search. The merge already says which
+    sample each value came from, so a running count gives the same CDF steps (where
+    values tie the step width is 0), and the sum is SciPy's term for term.
+    """
+    n_ref = int(np.count_nonzero(from_ref))
+    n_cur = merged.size - n_ref
+    deltas = np.diff(merged)
+    ref_cdf = np.cumsum(from_ref[:-1], dtype=np.float64)  # exact: counts < 2**53
+    cur_cdf = np.arange(1, merged.size, dtype=np.float64)
+    cur_cdf -= ref_cdf
+    ref_cdf /= n_ref
+    cur_cdf /= n_cur
+    ref_cdf -= cur_cdf
+    np.abs(ref_cdf, out=ref_cdf)
+    value = float(np.vecdot(ref_cdf, deltas)) / max(ref_std, _MIN_STD)
     return _verdict("wasserstein", "distance", value, _threshold("wasserstein", threshold))
 
 
@@ -240,8 +364,7 @@ def jensenshannon(
 ) -> StatResult:
     """SciPy's Jensen-Shannon *distance* (natural log) of the binned frequencies."""
     ref_pct, cur_pct = binned_frequencies(reference, current, column_type)
-    value = distance.jensenshannon(ref_pct, cur_pct)
-    return _verdict("jensenshannon", "distance", value, _threshold("jensenshannon", threshold))
+    return shares_distance("jensenshannon", ref_pct, cur_pct, threshold=threshold)
 
 
 def psi(
@@ -253,9 +376,8 @@ def psi(
 ) -> StatResult:
     """Population stability index sum((ref - cur) * ln(ref / cur)); empty bins filled as
     Evidently's ``get_binned_data`` does (1e-4, or 1e-6 x the smallest share if <= 1e-4)."""
-    ref_pct, cur_pct = binned_frequencies(reference, current, column_type, fill_zeroes=True)
-    value = np.sum((ref_pct - cur_pct) * np.log(ref_pct / cur_pct))
-    return _verdict("psi", "distance", value, _threshold("psi", threshold))
+    ref_pct, cur_pct = binned_frequencies(reference, current, column_type)
+    return shares_distance("psi", ref_pct, cur_pct, threshold=threshold)
 
 
 def kl_div(
@@ -266,9 +388,8 @@ def kl_div(
     threshold: float | None = None,
 ) -> StatResult:
     """KL(reference || current) via ``scipy.stats.entropy``; empty bins filled as in psi."""
-    ref_pct, cur_pct = binned_frequencies(reference, current, column_type, fill_zeroes=True)
-    value = stats.entropy(ref_pct, cur_pct)
-    return _verdict("kl_div", "distance", value, _threshold("kl_div", threshold))
+    ref_pct, cur_pct = binned_frequencies(reference, current, column_type)
+    return shares_distance("kl_div", ref_pct, cur_pct, threshold=threshold)
 
 
 def hellinger(
@@ -280,8 +401,28 @@ def hellinger(
 ) -> StatResult:
     """Hellinger distance sqrt(0.5 * sum((sqrt p - sqrt q)^2)), in [0, 1], over JS's bins."""
     ref_pct, cur_pct = binned_frequencies(reference, current, column_type)
-    value = np.sqrt(0.5 * np.sum((np.sqrt(ref_pct) - np.sqrt(cur_pct)) ** 2))
-    return _verdict("hellinger", "distance", value, _threshold("hellinger", threshold))
+    return shares_distance("hellinger", ref_pct, cur_pct, threshold=threshold)
+
+
+def shares_distance(
+    name: str, ref_pct: FloatArray, cur_pct: FloatArray, *, threshold: float | None = None
+) -> StatResult:
+    """A binned distance (jensenshannon, psi, kl_div, hellinger) from aligned shares.
+
+    psi and kl_div fill empty bins first (see :func:`binned_frequencies`).
+    """
+    if name == "jensenshannon":
+        value = distance.jensenshannon(ref_pct, cur_pct)
+    elif name == "psi":
+        ref_pct, cur_pct = _fill_zeroes(ref_pct), _fill_zeroes(cur_pct)
+        value = np.sum((ref_pct - cur_pct) * np.log(ref_pct / cur_pct))
+    elif name == "kl_div":
+        value = stats.entropy(_fill_zeroes(ref_pct), _fill_zeroes(cur_pct))
+    elif name == "hellinger":
+        value = np.sqrt(0.5 * np.sum((np.sqrt(ref_pct) - np.sqrt(cur_pct)) ** 2))
+    else:
+        raise InvalidArgument(f"{name!r} is not a binned distance")
+    return _verdict(name, "distance", value, _threshold(name, threshold))
 
 
 def anderson(

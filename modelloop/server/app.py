@@ -18,6 +18,7 @@ from modelloop.server.routes import (
     deployments,
     experiments,
     maintenance,
+    monitors,
     registry,
     runs,
     users,
@@ -67,7 +68,16 @@ def create_app(settings: Settings, backend: Backend | None = None) -> FastAPI:
     # authenticating is still a JSON error.
     app.add_middleware(AuthMiddleware)
     install_error_handlers(app)
-    for module in (experiments, runs, artifacts, maintenance, users, registry, deployments):
+    for module in (
+        experiments,
+        runs,
+        artifacts,
+        maintenance,
+        users,
+        registry,
+        deployments,
+        monitors,
+    ):
         include_router(app, module.router, prefix=API_PREFIX)
     include_router(app, registry.versions_router, prefix=API_PREFIX)
     include_router(app, registry.datasets_router, prefix=API_PREFIX)

@@ -22,7 +22,7 @@ __all__ = [
 ]
 
 # The newest migration; a test pins it to Alembic's head.
-SCHEMA_HEAD = "0005"
+SCHEMA_HEAD = "0006"
 _PG_LOCK_ID = 0x6D6C6F6F70  # "mloop": serialises concurrent first-time schema creation
 _READ_ONLY = "modelloop_read_only"
 T = TypeVar("T")

@@ -442,3 +442,91 @@ deployment_revisions = Table(
     Column("actor", String(256), nullable=False),
     Column("created_time", BigInteger, nullable=False),
 )
+
+# Monitoring (migration 0006). ``windows`` on a monitor is the number of windows
+# scored; recording window N+1 moves it with a compare-and-set UPDATE, so two
+# concurrent runs of one monitor can never score the same window twice. Metrics are
+# one row per (window, metric) so every metric's history is one indexed range scan.
+monitors = Table(
+    "monitors",
+    metadata,
+    Column("name", String(256), primary_key=True),
+    Column("deployment", String(256), nullable=False),
+    Column("reference", String(256), nullable=False),
+    Column("config", Text, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("windows", Integer, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("actor", String(256), nullable=False),
+    Column("created_time", BigInteger, nullable=False),
+    Column("updated_time", BigInteger, nullable=False),
+)
+
+monitor_windows = Table(
+    "monitor_windows",
+    metadata,
+    Column(
+        "monitor", String(256), ForeignKey("monitors.name", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("seq", Integer, primary_key=True),
+    Column("start_time", BigInteger, nullable=False),
+    Column("end_time", BigInteger, nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("details", Text, nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("created_time", BigInteger, nullable=False),
+)
+
+monitor_metrics = Table(
+    "monitor_metrics",
+    metadata,
+    Column("monitor", String(256), primary_key=True),
+    Column("name", String(512), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("value", Float, nullable=True),
+    ForeignKeyConstraint(
+        ["monitor", "seq"],
+        ["monitor_windows.monitor", "monitor_windows.seq"],
+        ondelete="CASCADE",
+        name="fk_monitor_metrics_monitor_monitor_windows",
+    ),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("alert_id", String(32), primary_key=True),
+    Column("monitor", String(256), ForeignKey("monitors.name", ondelete="CASCADE"), nullable=False),
+    Column("key", String(512), nullable=False),
+    Column("rule", Text, nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("metric", String(256), nullable=False),
+    Column("column_name", String(256), nullable=True),
+    Column("value", Float, nullable=True),
+    Column("threshold", Float, nullable=False),
+    Column("fired_time", BigInteger, nullable=False),
+    Column("fired_window", Integer, nullable=False),
+    Column("resolved_time", BigInteger, nullable=True),
+    Column("resolved_window", Integer, nullable=True),
+    Index(None, "monitor", "state"),
+    Index(None, "fired_time"),
+)
+
+alert_events = Table(
+    "alert_events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column(
+        "alert_id", String(32), ForeignKey("alerts.alert_id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("monitor", String(256), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("time", BigInteger, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("delivery", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", Text, nullable=False),
+    Index(None, "delivery"),
+    Index(None, "alert_id"),
+)

@@ -27,6 +27,7 @@ from modelloop.entities import (
     ViewType,
 )
 from modelloop.errors import InvalidArgument, NotFound
+from modelloop.monitoring.client import MonitorMixin
 from modelloop.registry.lineage import LineageMixin
 from modelloop.serving.deploy_client import DeploymentMixin
 from modelloop.settings import Settings, load_settings
@@ -43,7 +44,7 @@ __all__ = ["Client"]
 SYSTEM_ARTIFACT_DIR = "_modelloop"
 
 
-class Client(LineageMixin, DeploymentMixin):
+class Client(LineageMixin, DeploymentMixin, MonitorMixin):
     """Talks to one tracking backend. Every method names its run explicitly.
 
     ``Client()`` resolves settings from the environment and config file;

@@ -1,0 +1,469 @@
+"""Running a monitor: score each new window of a deployment's prediction logs once,
+store its metrics and summary, and raise, keep or resolve alerts.
+
+Per window: data drift of the model inputs against the reference (the reference is
+fitted once per run and reused for every window), prediction drift of the outputs
+against the model's own predictions on the reference, data quality (missing values,
+unseen categories, out-of-range values, signature violations), performance on the
+rows whose ground truth has arrived, and a mergeable column summary for reports.
+The window, its metrics, the reader's new position and the alert changes are
+stored in one transaction; the alert events are then delivered to the webhook.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from modelloop.entities import AlertEvent, AlertUpdate, Monitor, NewAlert, WindowRecord
+from modelloop.errors import ModelloopError
+from modelloop.monitoring.alerting import OpenAlert, event_payload, transition
+from modelloop.monitoring.config import MonitorConfig
+from modelloop.monitoring.drift import dataset_drift
+from modelloop.monitoring.performance import realised_performance
+from modelloop.monitoring.profile import ReferenceProfile
+from modelloop.monitoring.quality import data_quality
+from modelloop.monitoring.rules import Rule, evaluate_rules
+from modelloop.monitoring.summary import SummarySpec
+from modelloop.monitoring.webhook import WebhookNotifier, log_alert_event
+from modelloop.monitoring.windows import LogWindow, WindowReader, split_log_frame
+
+if TYPE_CHECKING:
+    from modelloop.tracking.client import Client
+
+__all__ = [
+    "MonitorRun",
+    "WindowResult",
+    "deliver_pending",
+    "predictions_uri",
+    "run_monitor",
+    "summary_spec",
+]
+
+_log = logging.getLogger(__name__)
+# A webhook that keeps failing is given up on after this many attempts in total.
+MAX_DELIVERY_ATTEMPTS = 20
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowResult:
+    """One window scored by a run."""
+
+    seq: int
+    start_ms: int
+    end_ms: int
+    rows: int
+    dataset_drift: bool
+    share_drifted: float
+    drifted_columns: list[str]
+    fired: list[str]
+    resolved: list[str]
+
+
+@dataclasses.dataclass(frozen=True)
+class MonitorRun:
+    """What one run of a monitor did."""
+
+    monitor: str
+    windows: list[WindowResult]
+    delivered: int
+    failed: int
+    notes: list[str]
+
+
+def predictions_uri(client: Client) -> str:
+    """Where the client's store keeps prediction logs (as ``modelloop serve`` writes them)."""
+    from modelloop.backends.factory import resolve_stores
+    from modelloop.errors import InvalidArgument
+    from modelloop.serving.prediction_log import predictions_root
+
+    settings = client.settings
+    artifacts = settings.artifacts_uri
+    if not artifacts:
+        if settings.tracking_uri.startswith(("http://", "https://")):
+            raise InvalidArgument(
+                "reading prediction logs needs the artifact store: set the artifacts_uri "
+                "setting (MODELLOOP_ARTIFACTS_URI) to the server's artifact root"
+            )
+        artifacts = resolve_stores(settings.tracking_uri, settings.artifacts_uri)[1]
+    return predictions_root(artifacts)
+
+
+class _Scorer:
+    """Everything fitted once per run from the reference: drift profile, summary
+    spec, and (lazily, per served model version) the reference predictions."""
+
+    def __init__(self, client: Client, monitor: Monitor, config: MonitorConfig) -> None:
+        self.client = client
+        self.config = config
+        self.reference = client.load_dataset(monitor.reference)
+        target = config.target
+        if target is not None and target not in self.reference.columns:
+            from modelloop.errors import InvalidArgument
+
+            raise InvalidArgument(
+                f"target column {target!r} is not in reference dataset {monitor.reference!r}"
+            )
+        self.columns = config.columns or [str(c) for c in self.reference.columns if c != target]
+        self.profile = ReferenceProfile.fit(
+            self.reference,
+            columns=self.columns,
+            column_types=config.column_types or None,
+            stattests=config.stattests or None,
+            thresholds=config.thresholds or None,
+            drift_share=config.drift_share,
+        )
+        self.summary_spec = summary_spec(self.reference[self.columns], self.profile.column_types)
+        self._outputs: dict[tuple[str, str], pd.DataFrame | None] = {}
+        self.notes: list[str] = []
+
+    def reference_outputs(self, model_name: str, version: str) -> pd.DataFrame | None:
+        """The model's predictions on the reference (None if it cannot be loaded)."""
+        key = (model_name, version)
+        if key not in self._outputs:
+            try:
+                model = self.client.load_model(f"models:/{model_name}/{version}")
+                raw = np.asarray(model.predict(self.reference[self.columns]))
+                self._outputs[key] = _outputs_frame(raw)
+            except (ModelloopError, ValueError, TypeError) as exc:
+                self.notes.append(
+                    f"no prediction drift for {model_name} v{version}: "
+                    f"cannot predict on the reference ({exc})"
+                )
+                self._outputs[key] = None
+        return self._outputs[key]
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with NaN and infinities as None and NumPy scalars as Python ones, so
+    a window's details always store as JSON."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def summary_spec(features: pd.DataFrame, column_types: Mapping[str, str]) -> SummarySpec:
+    """The column summary spec a monitor uses for ``features`` of its reference (a
+    report refits it from the same reference to read stored window summaries)."""
+    return SummarySpec.fit(features, column_types=column_types)
+
+
+def _outputs_frame(raw: np.ndarray[Any, Any]) -> pd.DataFrame:
+    if raw.ndim <= 1:
+        return pd.DataFrame({"prediction": raw.reshape(-1)})
+    flat = raw.reshape(len(raw), -1)
+    return pd.DataFrame({f"prediction_{i}": flat[:, i] for i in range(flat.shape[1])})
+
+
+def _is_regression(values: pd.Series) -> bool:
+    if not pd.api.types.is_float_dtype(values):
+        return False
+    finite = values.dropna().to_numpy(dtype=float)
+    return bool(len(finite)) and not np.all(np.equal(np.mod(finite, 1), 0))
+
+
+def _score(
+    scorer: _Scorer, window: LogWindow, feedback: pd.DataFrame
+) -> tuple[dict[str, float], dict[str, Any], pd.DataFrame]:
+    """A window's flat metrics, full details and its input frame."""
+    inputs, outputs = split_log_frame(window.frame)
+    rows = len(inputs)
+    metrics: dict[str, float] = {"rows": float(rows), "late_rows": float(window.late_rows)}
+    details: dict[str, Any] = {"late_rows": window.late_rows}
+    # A column the window lacks is compared as all-missing ("not enough data"),
+    # and reported by data quality as a missing column.
+    current = inputs.reindex(columns=scorer.columns)
+    drift = scorer.profile.drift(current)
+    metrics["dataset_drift_share"] = drift.share_drifted
+    metrics["dataset_drift"] = float(drift.dataset_drift)
+    metrics["drifted_columns"] = float(drift.n_drifted)
+    for name, col in drift.columns.items():
+        if col.value is not None:
+            metrics[f"drift_score[{name}]"] = col.value
+            metrics[f"drifted[{name}]"] = float(col.drifted)
+    details["drift"] = drift.to_dict()
+    quality = data_quality(
+        scorer.reference[scorer.columns],
+        inputs,
+        columns=scorer.columns,
+        column_types={c: t for c, t in scorer.profile.column_types.items() if c in inputs},
+    )
+    metrics.update(quality.metrics())
+    details["quality"] = quality.to_dict()
+    details["prediction_drift"] = None
+    versions = (
+        window.frame["model_version"].astype(str) if "model_version" in window.frame else None
+    )
+    if versions is not None and len(outputs.columns) and rows:
+        served = window.frame["model_name"].astype(str)
+        name, version = served.mode().iloc[0], versions.mode().iloc[0]
+        ref_out = scorer.reference_outputs(name, version)
+        common = [] if ref_out is None else [c for c in outputs.columns if c in ref_out.columns]
+        if ref_out is not None and common:
+            pdrift = dataset_drift(ref_out[common], outputs[common])
+            details["prediction_drift"] = pdrift.to_dict()
+            metrics["prediction_drift_share"] = pdrift.share_drifted
+            for cname, col in pdrift.columns.items():
+                if col.value is not None:
+                    metrics[f"prediction_drift_score[{cname}]"] = col.value
+                    metrics[f"prediction_drifted[{cname}]"] = float(col.drifted)
+    details["performance"] = _performance(scorer.config, window.frame, outputs, feedback, metrics)
+    return metrics, details, inputs
+
+
+def _performance(
+    config: MonitorConfig,
+    frame: pd.DataFrame,
+    outputs: pd.DataFrame,
+    feedback: pd.DataFrame,
+    metrics: dict[str, float],
+) -> dict[str, float] | None:
+    if config.target is None or "prediction" not in outputs.columns or not len(frame):
+        return None
+    keyed = pd.DataFrame(
+        {
+            "request_id": frame["request_id"].to_numpy(),
+            "row": frame["row"].to_numpy(),
+            "prediction": outputs["prediction"].to_numpy(),
+        }
+    )
+    truth = feedback.drop_duplicates(["request_id", "row"], keep="last")
+    joined = keyed.merge(truth[["request_id", "row", "ground_truth"]], how="left")
+    labelled = int(joined["ground_truth"].notna().sum())
+    metrics["labelled_share"] = labelled / len(joined)
+    if labelled == 0:
+        return {"labelled_rows": 0.0}
+    model_type = config.model_type or (
+        "regressor" if _is_regression(joined["prediction"]) else "classifier"
+    )
+    if model_type == "classifier":
+        joined["ground_truth"], joined["prediction"] = _comparable_labels(
+            joined["ground_truth"], joined["prediction"]
+        )
+    table = realised_performance(
+        joined, target="ground_truth", prediction="prediction", model_type=model_type
+    )
+    found: dict[str, float] = {
+        str(k): float(v)
+        for k, v in table.iloc[0].items()
+        if k not in ("window_start", "window_end", "rows", "unlabelled")
+        and isinstance(v, int | float | np.number)
+        and np.isfinite(v)
+    }
+    metrics.update(found)
+    return {"labelled_rows": float(labelled), **found}
+
+
+def _comparable_labels(truth: pd.Series, predicted: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Labels in one type: numbers when both sides are numeric (``1`` equals ``1.0``,
+    which a join with missing labels produces), else text (``"1"`` equals ``1``)."""
+    truth_n = pd.to_numeric(truth, errors="coerce")
+    pred_n = pd.to_numeric(predicted, errors="coerce")
+    if truth_n.notna().sum() == truth.notna().sum() and pred_n.notna().all():
+        return truth_n.astype(float), pred_n.astype(float)
+    text = truth.astype(object).map(lambda v: v if v is None or pd.isna(v) else str(v))
+    return text, predicted.astype(str)
+
+
+def _feedback(root: str, deployment: str, since_ms: int) -> pd.DataFrame:
+    from modelloop.serving.prediction_log import FEEDBACK_COLUMNS, _read
+
+    return _read(root, f"deployment={deployment}/feedback", FEEDBACK_COLUMNS, since_ms, None)
+
+
+def _alert_changes(
+    monitor: Monitor,
+    rules: list[Rule],
+    open_alerts: dict[str, OpenAlert],
+    metrics: Mapping[str, float],
+    window: LogWindow,
+    streaks: Mapping[str, int],
+) -> tuple[list[NewAlert], list[AlertUpdate], dict[str, int]]:
+    now = int(time.time() * 1000)
+    outcomes = evaluate_rules(rules, metrics)
+    changes = transition(open_alerts, outcomes, now, window.end_ms, streaks=streaks)
+    by_key = {o.key: o.rule for o in outcomes}
+    fired = []
+    for change in changes.fired:
+        alert_id = uuid.uuid4().hex
+        rule = by_key[change.key]
+        fired.append(
+            NewAlert(
+                alert_id=alert_id,
+                key=change.key,
+                rule=rule.to_dict(),
+                severity=change.severity,
+                metric=change.metric,
+                column=change.column,
+                value=change.value,
+                threshold=change.threshold,
+                payload=event_payload(
+                    change,
+                    monitor=monitor.name,
+                    deployment=monitor.deployment,
+                    alert_id=alert_id,
+                    window=(window.start_ms, window.end_ms),
+                ),
+            )
+        )
+    updates = [AlertUpdate(alert_id=str(c.alert_id), value=c.value) for c in changes.still_firing]
+    updates += [
+        AlertUpdate(
+            alert_id=str(c.alert_id),
+            value=c.value,
+            payload=event_payload(
+                c,
+                monitor=monitor.name,
+                deployment=monitor.deployment,
+                window=(window.start_ms, window.end_ms),
+            ),
+        )
+        for c in changes.resolved
+    ]
+    return fired, updates, dict(changes.streaks)
+
+
+def run_monitor(
+    client: Client,
+    name: str,
+    *,
+    now_ms: int | None = None,
+    max_windows: int | None = None,
+    log_root: str | None = None,
+    progress: Callable[[WindowResult], None] | None = None,
+    notifier: WebhookNotifier | None = None,
+) -> MonitorRun:
+    """Score every closed window of ``name``'s deployment logged since its last run.
+
+    ``now_ms`` decides which time windows are closed (default: now); ``log_root``
+    overrides where prediction logs are read from (default: the store's
+    ``predictions/``); ``max_windows`` stops early (the rest waits for the next run).
+    """
+    backend = client.backend
+    monitor = backend.get_monitor(name)
+    config = MonitorConfig.parse(monitor.config)
+    rules = [Rule.from_dict(r) for r in config.rules]
+    root = log_root or predictions_uri(client)
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    reader = WindowReader(
+        root,
+        monitor.deployment,
+        config.window,
+        grace_ms=config.grace_seconds * 1000,
+        start_ms=config.start_time,
+    )
+    scorer: _Scorer | None = None
+    state = dict(monitor.state)
+    seq = monitor.windows
+    results: list[WindowResult] = []
+    feedback: pd.DataFrame | None = None
+    for window in reader.windows(state, now):
+        if max_windows is not None and len(results) >= max_windows:
+            break
+        if scorer is None:
+            scorer = _Scorer(client, monitor, config)
+        if feedback is None and config.target is not None:
+            feedback = _feedback(root, monitor.deployment, window.start_ms)
+        metrics, details, inputs = _score(
+            scorer, window, feedback if feedback is not None else pd.DataFrame()
+        )
+        # The spec (bin edges) is refitted from the reference when needed; each window
+        # keeps only its counts and the spec's fingerprint.
+        summary = scorer.summary_spec.summarise(
+            inputs, start_ms=window.start_ms, end_ms=window.end_ms
+        ).to_dict(include_spec=False)
+        open_alerts = {
+            a.key: OpenAlert(
+                a.key, str(a.rule.get("name", a.key)), a.severity, a.fired_time, a.value, a.id
+            )
+            for a in backend.list_alerts(monitor=name, state="firing")
+        }
+        fired, updates, streaks = _alert_changes(
+            monitor, rules, open_alerts, metrics, window, state.get("streaks", {})
+        )
+        seq += 1
+        state = {**window.state, "streaks": streaks}
+        events = backend.record_monitor_window(
+            name,
+            WindowRecord(
+                seq=seq,
+                start_time=window.start_ms,
+                end_time=window.end_ms,
+                rows=len(window.frame),
+                metrics=metrics,
+                details=_json_safe(details),
+                summary=summary,
+            ),
+            state,
+            fired,
+            updates,
+            deliver=config.webhook is not None,
+        )
+        for event in events:
+            log_alert_event(event.payload)
+        drift = details["drift"]
+        result = WindowResult(
+            seq=seq,
+            start_ms=window.start_ms,
+            end_ms=window.end_ms,
+            rows=len(window.frame),
+            dataset_drift=bool(drift["dataset_drift"]),
+            share_drifted=float(drift["share_drifted"]),
+            drifted_columns=[c for c, d in drift["columns"].items() if d["drifted"]],
+            fired=[a.key for a in fired],
+            resolved=[u.alert_id for u in updates if u.payload is not None],
+        )
+        results.append(result)
+        if progress is not None:
+            progress(result)
+    delivered, failed = deliver_pending(client, name, config, notifier)
+    notes = [] if scorer is None else scorer.notes
+    return MonitorRun(name, results, delivered, failed, notes)
+
+
+def deliver_pending(
+    client: Client,
+    name: str,
+    config: MonitorConfig | None = None,
+    notifier: WebhookNotifier | None = None,
+) -> tuple[int, int]:
+    """Send the monitor's undelivered alert events to its webhook, oldest first.
+
+    An event that cannot be delivered now stays pending for the next run, until it
+    has been tried :data:`MAX_DELIVERY_ATTEMPTS` times. Returns (delivered, failed)."""
+    backend = client.backend
+    if config is None:
+        config = MonitorConfig.parse(backend.get_monitor(name).config)
+    if config.webhook is None:
+        return 0, 0
+    pending: list[AlertEvent] = backend.list_alert_events(monitor=name, delivery="pending")
+    if not pending:
+        return 0, 0
+    sender = notifier or WebhookNotifier(config.webhook)
+    delivered = failed = 0
+    for event in pending:
+        outcome = sender.deliver(event.payload)
+        if outcome.ok:
+            backend.set_alert_delivery(event.id, "delivered", outcome.attempts)
+            delivered += 1
+            continue
+        failed += 1
+        total = event.attempts + outcome.attempts
+        status = "failed" if total >= MAX_DELIVERY_ATTEMPTS else "pending"
+        backend.set_alert_delivery(event.id, status, outcome.attempts, outcome.error or "")
+        if status == "pending":
+            break  # keep events in order: the rest waits until the receiver is back
+    return delivered, failed
