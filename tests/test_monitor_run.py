@@ -399,3 +399,70 @@ def test_report_merges_stored_summaries_and_shows_drift_history_and_alerts(
     assert sum(last["histograms"]["x1"]["current"]["counts"]) == pytest.approx(400)
     with pytest.raises(InvalidArgument, match="last"):
         client.monitor_report("m", last=0)
+
+
+def test_prediction_drift_and_estimated_performance_use_the_served_version(
+    client: Client,
+) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    reference = _reference()
+    model = LogisticRegression().fit(reference[["x1", "x2"]], reference["y"])
+    run = client.create_run(client.create_experiment("churn"))
+    info = client.log_model(run.run_id, model, "model", input_example=reference[["x1", "x2"]][:3])
+    client.end_run(run.run_id)
+    assert client.register_model(info.model_uri, "churn").version == 1
+    client.create_monitor("m", "churn", "churn-ref", target="y")
+    logger = PredictionLogger(predictions_uri(client), deployment="churn")
+    for hour, shift in ((0, 0.0), (1, 1.5)):
+        frame = _traffic(400, seed=50 + hour, shift=shift)
+        logger.log(
+            request_id=f"h{hour}", route="primary", model_name="churn", model_version="1",
+            inputs=frame, outputs=model.predict(frame[["x1", "x2"]]), latency_ms=1.0,
+            time_ms=BASE + hour * HOUR,
+        )  # fmt: skip
+        labels = (frame["x1"].to_numpy() - shift > 0).astype(int)  # the world did not change
+        logger.log_feedback(f"h{hour}", labels.tolist(), BASE + hour * HOUR + 1)
+    logger.close()
+    result = client.run_monitor("m", now_ms=LATER)
+    assert result.notes == []
+    calm, shifted = (w.metrics for w in client.monitor_windows("m"))
+    assert calm["prediction_drifted[prediction]"] == 0.0
+    assert shifted["prediction_drifted[prediction]"] == 1.0
+    # The model is right on calm traffic; CBPE estimates that before any label ...
+    assert calm["accuracy"] > 0.95 and calm["estimated_accuracy"] > 0.9
+    # ... and, being confidence-based, cannot see that shifted inputs are now mislabelled:
+    # the realised accuracy drops while the estimate stays high (why both are shown).
+    assert shifted["accuracy"] < 0.8 < shifted["estimated_accuracy"]
+
+
+def test_server_metrics_expose_each_monitors_newest_window_and_firing_alerts(
+    live_server: Any, folder_store: Settings, client: Client
+) -> None:
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    client.create_monitor("m", "churn", "churn-ref", target="y", rules=["drifted[x1] >= 1"])
+    client.create_monitor("idle", "churn", "churn-ref", target="y")
+    _log_hours(client, [(0, 0.0), (1, 2.5)])
+    client.run_monitor("m", now_ms=LATER)
+    with live_server.serving(folder_store) as url:
+        text = httpx.get(f"{url}/metrics").text
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    base = (("deployment", "churn"), ("monitor", "m"))
+    assert samples[("modelloop_monitor_windows", base)] == 2
+    assert (
+        samples[("modelloop_monitor_windows", (("deployment", "churn"), ("monitor", "idle")))] == 0
+    )
+    x1 = tuple(sorted((*base, ("column", "x1"))))
+    assert samples[("modelloop_monitor_drift_score", x1)] > 0.1
+    share = samples[("modelloop_monitor_dataset_drift_share", base)]
+    assert share == pytest.approx(1 / 3)
+    rows = tuple(sorted((*base, ("metric", "rows"), ("column", ""))))
+    assert samples[("modelloop_monitor_metric", rows)] == 400
+    assert samples[("modelloop_alerts_firing", (("monitor", "m"), ("severity", "warning")))] == 1
+    assert samples[("modelloop_monitor_window_end_seconds", base)] == (BASE + 2 * HOUR) / 1000

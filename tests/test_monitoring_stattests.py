@@ -275,3 +275,19 @@ def test_default_test_table(column_type: str, n_unique: int, rows: int, expected
 def test_default_test_rejects_unknown_type() -> None:
     with pytest.raises(InvalidArgument, match="unknown column type 'text'"):
         st.default_test("text", 3, 10)
+
+
+def test_chi2_contingency_is_scipys_two_sample_test() -> None:
+    from scipy import stats as scipy_stats
+
+    from modelloop.monitoring.stattests import chi2_contingency
+
+    rng = np.random.default_rng(11)
+    ref = rng.choice(np.array(["a", "b", "c"]), 400, p=[0.5, 0.3, 0.2])
+    cur = rng.choice(np.array(["a", "b", "c", "d"]), 150, p=[0.4, 0.3, 0.2, 0.1])
+    table = [[(ref == k).sum() for k in "abcd"], [(cur == k).sum() for k in "abcd"]]
+    expected = scipy_stats.chi2_contingency(table, correction=False).pvalue
+    result = chi2_contingency(ref, cur)
+    assert abs(result.value - expected) <= 1e-9
+    assert result.drifted == (expected < 0.05)
+    assert chi2_contingency(["x"] * 5, ["x"] * 3).value == 1.0

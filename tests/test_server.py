@@ -489,6 +489,7 @@ EXPECTED_ROUTES = {
     ("GET", "/api/v1/alerts"),
     ("GET", "/api/v1/alert-events"),
     ("POST", "/api/v1/alert-events/{event_id}/delivery"),
+    ("GET", "/metrics"),
 }
 
 

@@ -23,7 +23,6 @@ import numpy as np
 import pandas as pd
 
 from modelloop.entities import AlertEvent, AlertUpdate, Monitor, NewAlert, WindowRecord
-from modelloop.errors import ModelloopError
 from modelloop.monitoring.alerting import OpenAlert, event_payload, transition
 from modelloop.monitoring.config import MonitorConfig
 from modelloop.monitoring.drift import dataset_drift
@@ -31,6 +30,7 @@ from modelloop.monitoring.performance import realised_performance
 from modelloop.monitoring.profile import ReferenceProfile
 from modelloop.monitoring.quality import data_quality
 from modelloop.monitoring.rules import Rule, evaluate_rules
+from modelloop.monitoring.served import ServedModels
 from modelloop.monitoring.summary import SummarySpec
 from modelloop.monitoring.webhook import WebhookNotifier, log_alert_event
 from modelloop.monitoring.windows import LogWindow, WindowReader, split_log_frame
@@ -121,24 +121,12 @@ class _Scorer:
             drift_share=config.drift_share,
         )
         self.summary_spec = summary_spec(self.reference[self.columns], self.profile.column_types)
-        self._outputs: dict[tuple[str, str], pd.DataFrame | None] = {}
-        self.notes: list[str] = []
+        self.served = ServedModels(client, self.reference, self.columns, target)
 
-    def reference_outputs(self, model_name: str, version: str) -> pd.DataFrame | None:
-        """The model's predictions on the reference (None if it cannot be loaded)."""
-        key = (model_name, version)
-        if key not in self._outputs:
-            try:
-                model = self.client.load_model(f"models:/{model_name}/{version}")
-                raw = np.asarray(model.predict(self.reference[self.columns]))
-                self._outputs[key] = _outputs_frame(raw)
-            except (ModelloopError, ValueError, TypeError) as exc:
-                self.notes.append(
-                    f"no prediction drift for {model_name} v{version}: "
-                    f"cannot predict on the reference ({exc})"
-                )
-                self._outputs[key] = None
-        return self._outputs[key]
+    @property
+    def notes(self) -> list[str]:
+        """What could not be computed this run, and why."""
+        return self.served.notes
 
 
 def _json_safe(value: Any) -> Any:
@@ -159,13 +147,6 @@ def summary_spec(features: pd.DataFrame, column_types: Mapping[str, str]) -> Sum
     """The column summary spec a monitor uses for ``features`` of its reference (a
     report refits it from the same reference to read stored window summaries)."""
     return SummarySpec.fit(features, column_types=column_types)
-
-
-def _outputs_frame(raw: np.ndarray[Any, Any]) -> pd.DataFrame:
-    if raw.ndim <= 1:
-        return pd.DataFrame({"prediction": raw.reshape(-1)})
-    flat = raw.reshape(len(raw), -1)
-    return pd.DataFrame({f"prediction_{i}": flat[:, i] for i in range(flat.shape[1])})
 
 
 def _is_regression(values: pd.Series) -> bool:
@@ -209,8 +190,8 @@ def _score(
     )
     if versions is not None and len(outputs.columns) and rows:
         served = window.frame["model_name"].astype(str)
-        name, version = served.mode().iloc[0], versions.mode().iloc[0]
-        ref_out = scorer.reference_outputs(name, version)
+        key = (str(served.mode().iloc[0]), str(versions.mode().iloc[0]))
+        ref_out = scorer.served.reference_outputs(key)
         common = [] if ref_out is None else [c for c in outputs.columns if c in ref_out.columns]
         if ref_out is not None and common:
             pdrift = dataset_drift(ref_out[common], outputs[common])
@@ -220,6 +201,10 @@ def _score(
                 if col.value is not None:
                     metrics[f"prediction_drift_score[{cname}]"] = col.value
                     metrics[f"prediction_drifted[{cname}]"] = float(col.drifted)
+        estimated = scorer.served.estimate(key, inputs)
+        if estimated is not None:
+            metrics.update({f"estimated_{k}": v for k, v in estimated.items()})
+            details["estimated_performance"] = estimated
     details["performance"] = _performance(scorer.config, window.frame, outputs, feedback, metrics)
     return metrics, details, inputs
 

@@ -27,6 +27,7 @@ from modelloop.monitoring.stattests import (
     BINNING_MIN_UNIQUE,
     StatResult,
     StatTest,
+    chi2_contingency_counts,
     chisquare_counts,
     counts_over_union,
     merge_sorted,
@@ -192,6 +193,8 @@ class SamplePair:
             return chisquare_counts(*self._counts(), threshold=threshold)
         if test.name == "z":
             return z_counts(*self._counts(), threshold=threshold)
+        if test.name == "chi2_contingency":
+            return chi2_contingency_counts(*self._counts(), threshold=threshold)
         ref_pct, cur_pct = self._shares()
         return shares_distance(test.name, ref_pct, cur_pct, threshold=threshold)
 

@@ -30,6 +30,8 @@ __all__ = [
     "StatTest",
     "anderson",
     "binned_frequencies",
+    "chi2_contingency",
+    "chi2_contingency_counts",
     "chisquare",
     "chisquare_counts",
     "counts_over_union",
@@ -260,6 +262,39 @@ def chisquare_counts(
     return _verdict("chisquare", "p_value", p_value, _threshold("chisquare", threshold))
 
 
+def chi2_contingency(
+    reference: ArrayLike,
+    current: ArrayLike,
+    *,
+    column_type: ColumnType = "categorical",
+    threshold: float | None = None,
+) -> StatResult:
+    """Two-sample chi-square test of homogeneity (SciPy's ``chi2_contingency`` on the
+    2 x k table of counts, no continuity correction).
+
+    Unlike Evidently's :func:`chisquare`, which treats the reference proportions as
+    exact, it accounts for the reference being a sample too, so two samples of the
+    same distribution are flagged at the nominal rate whatever their sizes (the
+    goodness-of-fit test over-alerts when the reference is not much larger than the
+    current window). A category seen in only one sample is an ordinary count here.
+    """
+    del column_type
+    _, ref_n, cur_n = _category_counts(reference, current, "chi2_contingency")
+    return chi2_contingency_counts(ref_n, cur_n, threshold=threshold)
+
+
+def chi2_contingency_counts(
+    ref_n: FloatArray, cur_n: FloatArray, *, threshold: float | None = None
+) -> StatResult:
+    """:func:`chi2_contingency` from per-value counts aligned on the union of values."""
+    name = "chi2_contingency"
+    if len(ref_n) < 2:
+        return _verdict(name, "p_value", 1.0, _threshold(name, threshold))
+    table = np.vstack([ref_n, cur_n])
+    p_value = stats.chi2_contingency(table, correction=False).pvalue
+    return _verdict(name, "p_value", p_value, _threshold(name, threshold))
+
+
 def z(
     reference: ArrayLike,
     current: ArrayLike,
@@ -486,6 +521,7 @@ STATTESTS: Mapping[str, StatTest] = {
         StatTest("ks", "p_value", 0.05, True, 1, ks),
         StatTest("chisquare", "p_value", 0.05, False, 1, chisquare),
         StatTest("z", "p_value", 0.05, False, 1, z),
+        StatTest("chi2_contingency", "p_value", 0.05, False, 1, chi2_contingency),
         StatTest("anderson", "p_value", 0.1, True, 1, anderson),
         StatTest("cramer_von_mises", "p_value", 0.1, True, 2, cramer_von_mises),
         StatTest("wasserstein", "distance", 0.1, True, 1, wasserstein),

@@ -18,6 +18,7 @@ from modelloop.server.routes import (
     deployments,
     experiments,
     maintenance,
+    monitor_metrics,
     monitors,
     registry,
     runs,
@@ -82,6 +83,7 @@ def create_app(settings: Settings, backend: Backend | None = None) -> FastAPI:
     include_router(app, registry.versions_router, prefix=API_PREFIX)
     include_router(app, registry.datasets_router, prefix=API_PREFIX)
     include_router(app, maintenance.health_router)
+    include_router(app, monitor_metrics.router)
     add_route(app, "/openapi.json", {"GET"})
     install_mlflow_api(app)
     return app
