@@ -125,11 +125,13 @@ def test_late_rows_for_a_scored_window_are_counted_not_rescored(client: Client) 
 
 
 def _age_files(client: Client, write_ms: int) -> None:
-    """Rename every log file as if it had been written at ``write_ms``."""
+    """Rename the prediction log files written just now as if written at ``write_ms``
+    (files already aged keep their names)."""
     root = Path(predictions_uri(client))
-    for path in root.rglob("part-*.parquet"):
-        _, _, rest = path.name.split("-", 2)
-        path.rename(path.with_name(f"part-{write_ms}-{rest}"))
+    for path in root.glob("deployment=*/date=*/part-*.parquet"):
+        _, written, rest = path.name.split("-", 2)
+        if int(written) > time.time() * 1000 - HOUR:
+            path.rename(path.with_name(f"part-{write_ms}-{rest}"))
 
 
 class _Receiver:
@@ -466,3 +468,45 @@ def test_server_metrics_expose_each_monitors_newest_window_and_firing_alerts(
     assert samples[("modelloop_monitor_metric", rows)] == 400
     assert samples[("modelloop_alerts_firing", (("monitor", "m"), ("severity", "warning")))] == 1
     assert samples[("modelloop_monitor_window_end_seconds", base)] == (BASE + 2 * HOUR) / 1000
+
+
+def test_labels_that_come_late_are_counted_after_the_label_delay(client: Client) -> None:
+    client.create_monitor(
+        "m",
+        "churn",
+        "churn-ref",
+        target="y",
+        rules=["accuracy < 0.8"],
+        label_delay_seconds=6 * 3600,
+    )
+    ids = []
+    for hour, shift in ((0, 0.0), (1, 2.0)):
+        ids.append(_log_hours(client, [(hour, shift)]))
+        _age_files(client, BASE + (hour + 1) * HOUR - 1)  # flushed as the hour ended
+    # Scored an hour later: drift is known, labels are not due yet.
+    first = client.run_monitor("m", now_ms=BASE + 3 * HOUR)
+    assert [w.seq for w in first.windows] == [1, 2] and first.labelled == []
+    assert "accuracy" not in client.monitor_windows("m")[0].metrics
+    # Ground truth arrives the next morning: right for hour 0, shifted traffic
+    # labelled by the old rule in hour 1 (the model now errs there).
+    logger = PredictionLogger(predictions_uri(client), deployment="churn")
+    for hour, shift, request_ids in ((0, 0.0, ids[0]), (1, 2.0, ids[1])):
+        frame = _traffic(400, seed=1000 + hour, shift=shift)
+        truth = (frame["x1"].to_numpy() - shift > 0).astype(int)
+        for i, request_id in enumerate(request_ids):
+            labels = truth[i * 16 : (i + 1) * 16].tolist()
+            logger.log_feedback(request_id, labels, BASE + 20 * HOUR)
+    logger.close()
+    second = client.run_monitor("m", now_ms=LATER)
+    assert [(r.seq, r.labelled_share) for r in second.labelled] == [(1, 1.0), (2, 1.0)]
+    calm, shifted = (w.metrics for w in client.monitor_windows("m"))
+    assert calm["accuracy"] == 1.0 and shifted["accuracy"] < 0.8
+    assert second.labelled[1].fired == ["accuracy < 0.8"]
+    (alert,) = client.list_alerts(monitor="m")
+    assert (alert.fired_window, alert.state) == (2, "firing")
+    # Each window's performance is computed once.
+    assert client.run_monitor("m", now_ms=LATER + 1).labelled == []
+    with pytest.raises(InvalidArgument, match="time windows"):
+        client.create_monitor(
+            "rows", "churn", "churn-ref", target="y", window="100 rows", label_delay_seconds=60
+        )

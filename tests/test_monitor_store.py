@@ -535,3 +535,29 @@ def test_a_viewer_reads_monitors_but_cannot_change_them(
             for method, path, body in writes:
                 r = eddie.request(method, path, json=body)
                 assert r.is_success, (method, path, r.text)
+
+
+def test_metrics_added_to_a_scored_window_once_with_their_alerts_and_state(
+    backend: Backend,
+) -> None:
+    backend.record_monitor_window("m", _window(1), {"until": 7})
+    events = backend.record_monitor_metrics(
+        "m",
+        1,
+        {"accuracy": 0.5, "labelled_share": math.nan},
+        {"label_streaks": {}},
+        **_fire(1, 0.5),
+    )
+    assert [(e.state, e.delivery) for e in events] == [("firing", "pending")]
+    (window,) = backend.list_monitor_windows("m")
+    assert window.metrics["accuracy"] == 0.5 and math.isnan(window.metrics["labelled_share"])
+    # The other pass's state is kept, this pass's is merged in.
+    assert backend.get_monitor("m").state == {"until": 7, "label_streaks": {}}
+    assert backend.list_alerts(monitor="m")[0].fired_window == 1
+    with pytest.raises(Conflict):
+        backend.record_monitor_metrics("m", 1, {"accuracy": 0.9}, {})
+    assert backend.list_monitor_windows("m")[0].metrics["accuracy"] == 0.5
+    with pytest.raises(NotFound):
+        backend.record_monitor_metrics("m", 2, {"accuracy": 0.9}, {})
+    with pytest.raises(NotFound):
+        backend.record_monitor_metrics("nope", 1, {"accuracy": 0.9}, {})

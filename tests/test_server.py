@@ -484,6 +484,7 @@ EXPECTED_ROUTES = {
     ("PATCH", "/api/v1/monitors/{name}"),
     ("DELETE", "/api/v1/monitors/{name}"),
     ("POST", "/api/v1/monitors/{name}/windows"),
+    ("POST", "/api/v1/monitors/{name}/windows/{seq}/metrics"),
     ("GET", "/api/v1/monitors/{name}/windows"),
     ("GET", "/api/v1/monitors/{name}/metrics"),
     ("GET", "/api/v1/alerts"),

@@ -427,6 +427,19 @@ class Backend(Protocol):
         """Store one scored window, the monitor's new state and its alert changes at once."""
         ...
 
+    def record_monitor_metrics(
+        self,
+        name: str,
+        seq: int,
+        metrics: dict[str, float],
+        state: dict[str, Any],
+        fired: Sequence[NewAlert] = (),
+        updates: Sequence[AlertUpdate] = (),
+        deliver: bool = False,
+    ) -> list[AlertEvent]:
+        """Add metrics to a scored window with the state and alert changes they cause."""
+        ...
+
     def list_monitor_windows(
         self, name: str, since_seq: int = 0, limit: int | None = None, details: bool = False
     ) -> list[MonitorWindow]:

@@ -3,6 +3,7 @@ windows, metric histories, alerts and alert deliveries over ``/api/v1``."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -31,6 +32,7 @@ from modelloop.server.monitor_schemas import (
     MonitorModel,
     MonitorWindowList,
     NewAlertModel,
+    RecordMetricsRequest,
     RecordWindowRequest,
     SetAlertDeliveryRequest,
     UpdateMonitorRequest,
@@ -142,6 +144,30 @@ class HttpMonitors(HttpRegistry):
                 deliver=deliver,
             )
         path = f"{_monitor(name)}/windows"
+        found = self._call("POST", path, AlertEventList, body=body)
+        return [e.to_entity() for e in found.events]
+
+    def record_monitor_metrics(
+        self,
+        name: str,
+        seq: int,
+        metrics: dict[str, float],
+        state: dict[str, Any],
+        fired: Sequence[NewAlert] = (),
+        updates: Sequence[AlertUpdate] = (),
+        deliver: bool = False,
+    ) -> list[AlertEvent]:
+        """Add metrics to a scored window with the state and alert changes they cause
+        (``Conflict`` if the window already has one of them)."""
+        with invalid_arguments():
+            body = RecordMetricsRequest(
+                metrics={k: None if math.isnan(val) else val for k, val in metrics.items()},
+                state=state,
+                fired=[NewAlertModel.from_entity(a) for a in fired],
+                updates=[AlertUpdateModel.from_entity(u) for u in updates],
+                deliver=deliver,
+            )
+        path = f"{_monitor(name)}/windows/{v.check_int('seq', seq)}/metrics"
         found = self._call("POST", path, AlertEventList, body=body)
         return [e.to_entity() for e in found.events]
 

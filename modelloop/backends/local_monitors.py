@@ -125,6 +125,29 @@ class LocalMonitors(LocalStoreBase):
             },
         )
 
+    def record_monitor_metrics(
+        self,
+        name: str,
+        seq: int,
+        metrics: dict[str, float],
+        state: dict[str, Any],
+        fired: Sequence[NewAlert] = (),
+        updates: Sequence[AlertUpdate] = (),
+        deliver: bool = False,
+    ) -> list[AlertEvent]:
+        """Add metrics to a scored window (each at most once: ``Conflict``), merge
+        ``state`` into the monitor's and store the alert changes, in one transaction."""
+        number = v.check_int("seq", seq)
+        return self._write(
+            lambda c: monitors.record_window_metrics(
+                c, name, number, metrics, state, fired, updates, deliver=deliver
+            ),
+            "monitor.metrics",
+            "monitor",
+            name,
+            {"seq": number, "metrics": sorted(metrics)[:50], "fired": [a.key for a in fired]},
+        )
+
     def list_monitor_windows(
         self, name: str, since_seq: int = 0, limit: int | None = None, details: bool = False
     ) -> list[MonitorWindow]:

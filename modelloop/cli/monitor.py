@@ -42,7 +42,12 @@ def _describe(m: Monitor) -> None:
         markup=False,
     )
     if config.get("target"):
-        console.print(f"performance on target column {config['target']!r}", markup=False)
+        delay = config.get("label_delay_seconds") or 0
+        console.print(
+            f"performance on target column {config['target']!r}"
+            + (f", {delay} s after each window ends" if delay else ""),
+            markup=False,
+        )
     if config.get("webhook"):
         console.print(f"webhook {redacted_url(config['webhook'])}", markup=False)
     if config.get("rules"):
@@ -88,6 +93,13 @@ def create(
     grace: Annotated[
         int, typer.Option(help="Seconds late log files may still arrive after a window ends.")
     ] = 60,
+    label_delay: Annotated[
+        int,
+        typer.Option(
+            help="Seconds after a window's end before its performance is computed "
+            "(so labels that come late count; 0: with the window)."
+        ),
+    ] = 0,
     description: Annotated[str, typer.Option(help="What the monitor is for.")] = "",
 ) -> None:
     """Create a monitor of a deployment's prediction logs against a reference dataset."""
@@ -112,6 +124,7 @@ def create(
                 rules=all_rules,
                 webhook=webhook,
                 grace_seconds=grace,
+                label_delay_seconds=label_delay,
                 description=description,
             )
         )
@@ -190,6 +203,13 @@ def run(
             + (f"; {result.failed} delivery failure(s)" if result.failed else ""),
             markup=False,
         )
+        for label in result.labelled:
+            fired = "; ".join(f"fired {k}" for k in label.fired)
+            console.print(
+                f"window {label.seq}: performance from {label.labelled_share:.0%} labelled rows"
+                + (f"; {fired}" if fired else ""),
+                markup=False,
+            )
         for note in result.notes:
             console.print(f"note: {note}", markup=False)
 

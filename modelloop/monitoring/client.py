@@ -42,6 +42,7 @@ class MonitorMixin:
         webhook: str | None = None,
         grace_seconds: int = 60,
         start_time: int | None = None,
+        label_delay_seconds: int = 0,
         description: str = "",
     ) -> Monitor:
         """Watch ``deployment``'s prediction logs against the registered dataset
@@ -52,7 +53,9 @@ class MonitorMixin:
         such as ``"dataset_drift_share > 0.3"`` or dicts with ``rule``/``severity``);
         ``webhook`` receives each alert event as a JSON POST; ``target`` names the
         reference's ground-truth column, turning on performance once feedback
-        arrives. See :class:`~modelloop.monitoring.config.MonitorConfig`."""
+        arrives; ``label_delay_seconds`` waits that long after a window's end before
+        computing its performance, so late labels count. See
+        :class:`~modelloop.monitoring.config.MonitorConfig`."""
         from modelloop.monitoring.rules import load_rules
 
         rule_dicts = [] if rules is None else [r.to_dict() for r in load_rules(rules)]
@@ -69,6 +72,7 @@ class MonitorMixin:
             "webhook": webhook,
             "grace_seconds": grace_seconds,
             "start_time": start_time,
+            "label_delay_seconds": label_delay_seconds,
         }
         return self._backend.create_monitor(name, deployment, reference, config, description)
 

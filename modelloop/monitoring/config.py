@@ -31,6 +31,7 @@ _KEYS = {
     "webhook",
     "grace_seconds",
     "start_time",
+    "label_delay_seconds",
 }
 
 
@@ -112,7 +113,9 @@ class MonitorConfig:
     turns on performance once feedback arrives; ``rules`` are alert rules (see
     :mod:`modelloop.monitoring.rules`); ``webhook`` receives alert events;
     ``grace_seconds`` is how long after a time window's end late log files may still
-    arrive before the window is scored; ``start_time`` (ms) skips older logs.
+    arrive before the window is scored; ``start_time`` (ms) skips older logs;
+    ``label_delay_seconds`` > 0 computes a (time) window's realised performance that
+    long after its end, in a later run, so labels that come late still count.
     """
 
     window: WindowSpec = WindowSpec("time", 3600)
@@ -127,6 +130,7 @@ class MonitorConfig:
     webhook: str | None = None
     grace_seconds: int = 60
     start_time: int | None = None
+    label_delay_seconds: int = 0
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any] | None) -> MonitorConfig:
@@ -175,13 +179,16 @@ class MonitorConfig:
             out["rules"] = [rule.to_dict() for rule in load_rules(raw["rules"])]
         if raw.get("webhook") is not None:
             out["webhook"] = check_webhook(raw["webhook"])
-        for key in ("grace_seconds", "start_time"):
+        for key in ("grace_seconds", "start_time", "label_delay_seconds"):
             if raw.get(key) is not None:
                 value = raw[key]
                 if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                     raise InvalidArgument(f"{key} must be a non-negative integer")
                 out[key] = value
-        return cls(**out)
+        config = cls(**out)
+        if config.label_delay_seconds and config.window.kind != "time":
+            raise InvalidArgument("label_delay_seconds needs time windows (e.g. window 1h)")
+        return config
 
     def to_dict(self) -> dict[str, Any]:
         """The stored (JSON) form."""

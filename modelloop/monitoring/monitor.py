@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from modelloop.tracking.client import Client
 
 __all__ = [
+    "LabelResult",
     "MonitorRun",
     "WindowResult",
     "deliver_pending",
@@ -68,6 +69,17 @@ class WindowResult:
 
 
 @dataclasses.dataclass(frozen=True)
+class LabelResult:
+    """Realised performance added to an earlier window once its labels were due."""
+
+    seq: int
+    labelled_share: float
+    metrics: dict[str, float]
+    fired: list[str]
+    resolved: list[str]
+
+
+@dataclasses.dataclass(frozen=True)
 class MonitorRun:
     """What one run of a monitor did."""
 
@@ -76,6 +88,7 @@ class MonitorRun:
     delivered: int
     failed: int
     notes: list[str]
+    labelled: list[LabelResult] = dataclasses.field(default_factory=list)
 
 
 def predictions_uri(client: Client) -> str:
@@ -205,7 +218,10 @@ def _score(
         if estimated is not None:
             metrics.update({f"estimated_{k}": v for k, v in estimated.items()})
             details["estimated_performance"] = estimated
-    details["performance"] = _performance(scorer.config, window.frame, outputs, feedback, metrics)
+    if not scorer.config.label_delay_seconds:  # else a later run adds it (_label_pass)
+        details["performance"] = _performance(
+            scorer.config, window.frame, outputs, feedback, metrics
+        )
     return metrics, details, inputs
 
 
@@ -274,12 +290,12 @@ def _alert_changes(
     rules: list[Rule],
     open_alerts: dict[str, OpenAlert],
     metrics: Mapping[str, float],
-    window: LogWindow,
+    span: tuple[int, int],
     streaks: Mapping[str, int],
 ) -> tuple[list[NewAlert], list[AlertUpdate], dict[str, int]]:
     now = int(time.time() * 1000)
     outcomes = evaluate_rules(rules, metrics)
-    changes = transition(open_alerts, outcomes, now, window.end_ms, streaks=streaks)
+    changes = transition(open_alerts, outcomes, now, span[1], streaks=streaks)
     by_key = {o.key: o.rule for o in outcomes}
     fired = []
     for change in changes.fired:
@@ -300,7 +316,7 @@ def _alert_changes(
                     monitor=monitor.name,
                     deployment=monitor.deployment,
                     alert_id=alert_id,
-                    window=(window.start_ms, window.end_ms),
+                    window=span,
                 ),
             )
         )
@@ -313,7 +329,7 @@ def _alert_changes(
                 c,
                 monitor=monitor.name,
                 deployment=monitor.deployment,
-                window=(window.start_ms, window.end_ms),
+                window=span,
             ),
         )
         for c in changes.resolved
@@ -360,24 +376,24 @@ def run_monitor(
             break
         if scorer is None:
             scorer = _Scorer(client, monitor, config)
-        if feedback is None and config.target is not None:
+        if feedback is None and config.target is not None and not config.label_delay_seconds:
             feedback = _feedback(root, monitor.deployment, window.start_ms)
         metrics, details, inputs = _score(
             scorer, window, feedback if feedback is not None else pd.DataFrame()
         )
+        details["files_until_ms"] = now - reader.grace_ms
         # The spec (bin edges) is refitted from the reference when needed; each window
         # keeps only its counts and the spec's fingerprint.
         summary = scorer.summary_spec.summarise(
             inputs, start_ms=window.start_ms, end_ms=window.end_ms
         ).to_dict(include_spec=False)
-        open_alerts = {
-            a.key: OpenAlert(
-                a.key, str(a.rule.get("name", a.key)), a.severity, a.fired_time, a.value, a.id
-            )
-            for a in backend.list_alerts(monitor=name, state="firing")
-        }
         fired, updates, streaks = _alert_changes(
-            monitor, rules, open_alerts, metrics, window, state.get("streaks", {})
+            monitor,
+            rules,
+            _open_alerts(client, name),
+            metrics,
+            (window.start_ms, window.end_ms),
+            state.get("streaks", {}),
         )
         seq += 1
         state = {**window.state, "streaks": streaks}
@@ -414,9 +430,81 @@ def run_monitor(
         results.append(result)
         if progress is not None:
             progress(result)
+    labelled = _label_pass(client, monitor, config, rules, reader, root, now)
     delivered, failed = deliver_pending(client, name, config, notifier)
     notes = [] if scorer is None else scorer.notes
-    return MonitorRun(name, results, delivered, failed, notes)
+    return MonitorRun(name, results, delivered, failed, notes, labelled)
+
+
+def _open_alerts(client: Client, name: str) -> dict[str, OpenAlert]:
+    return {
+        a.key: OpenAlert(
+            a.key, str(a.rule.get("name", a.key)), a.severity, a.fired_time, a.value, a.id
+        )
+        for a in client.backend.list_alerts(monitor=name, state="firing")
+    }
+
+
+def _label_pass(
+    client: Client,
+    monitor: Monitor,
+    config: MonitorConfig,
+    rules: list[Rule],
+    reader: WindowReader,
+    root: str,
+    now: int,
+) -> list[LabelResult]:
+    """With ``label_delay_seconds``: realised performance of every scored window whose
+    end is that long past and that has none yet, from the rows it was scored with and
+    the feedback logged since; stored with the alerts it raises (rules on drift
+    metrics see no data here, so only performance rules can change)."""
+    if not config.label_delay_seconds or config.target is None:
+        return []
+    backend = client.backend
+    done = backend.monitor_metric_history(monitor.name, ["labelled_share"])
+    since = max((seq for seq, _, _ in done.get("labelled_share", [])), default=0)
+    due = [
+        w
+        for w in backend.list_monitor_windows(monitor.name, since, details=True)
+        if w.end_time + config.label_delay_seconds * 1000 <= now
+    ]
+    if not due:
+        return []
+    feedback = _feedback(root, monitor.deployment, due[0].start_time)
+    streaks: dict[str, int] = dict(monitor.state.get("label_streaks", {}))
+    results = []
+    for w in due:
+        until = (w.details or {}).get("files_until_ms", w.created_time)
+        frame = reader.read_span(w.start_time, w.end_time, int(until))
+        metrics: dict[str, float] = {"labelled_share": 0.0}
+        if len(frame):
+            _, outputs = split_log_frame(frame)
+            _performance(config, frame, outputs, feedback, metrics)
+        fired, updates, streaks = _alert_changes(
+            monitor, rules, _open_alerts(client, monitor.name), metrics,
+            (w.start_time, w.end_time), streaks,
+        )  # fmt: skip
+        events = backend.record_monitor_metrics(
+            monitor.name,
+            w.seq,
+            metrics,
+            {"label_streaks": streaks},
+            fired,
+            updates,
+            deliver=config.webhook is not None,
+        )
+        for event in events:
+            log_alert_event(event.payload)
+        results.append(
+            LabelResult(
+                seq=w.seq,
+                labelled_share=metrics["labelled_share"],
+                metrics=metrics,
+                fired=[a.key for a in fired],
+                resolved=[u.alert_id for u in updates if u.payload is not None],
+            )
+        )
+    return results
 
 
 def deliver_pending(

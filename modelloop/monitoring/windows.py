@@ -145,6 +145,38 @@ class WindowReader:
             yield LogWindow(int(start), end, rows, {"until": end}, late_rows=late)
             late = 0
 
+    def read_span(self, start_ms: int, end_ms: int, written_until_ms: int) -> pd.DataFrame:
+        """The rows of ``[start_ms, end_ms)`` in files written by ``written_until_ms``
+        (the files the window was scored from), with only the columns performance
+        needs: ids, time, model version and outputs."""
+        first, last = _day(start_ms), _day(end_ms - 1)
+        tables = []
+        for path in self.fs.glob(f"{self.folder}/date=*/part-*.parquet"):
+            written = _write_ms(path)
+            if (
+                not first <= _day_of(path) <= last
+                or not start_ms <= written <= end_ms + self.grace_ms
+            ):
+                continue
+            with self.fs.open(path, "rb") as f:
+                parquet = pq.ParquetFile(f)
+                wanted = [
+                    c
+                    for c in parquet.schema_arrow.names
+                    if c in ("request_id", "row", "time", "model_name", "model_version")
+                    or c == "output"
+                    or c.startswith("output.")
+                ]
+                tables.append(parquet.read(columns=wanted))
+        if not tables:
+            return pd.DataFrame()
+        table = concat_tables(tables)
+        millis = table.column("time").cast(pa.int64()).to_numpy(zero_copy_only=False)
+        frame: pd.DataFrame = table.filter(
+            pa.array((millis >= start_ms) & (millis < end_ms))
+        ).to_pandas()
+        return frame.reset_index(drop=True)
+
     # -- row windows -----------------------------------------------------------------
 
     def _row_windows(self, state: dict[str, Any], now_ms: int) -> Iterator[LogWindow]:

@@ -308,6 +308,22 @@ class RecordWindowRequest(_Request):
     deliver: StrictBool = False
 
 
+class RecordMetricsRequest(_Request):
+    """``POST /api/v1/monitors/{name}/windows/{seq}/metrics``: metrics added to a scored
+    window (each at most once), state merged into the monitor's, and the alert
+    changes they cause, stored in one transaction."""
+
+    metrics: dict[Text512, NullableFloat]
+    state: JsonObject
+    fired: list[NewAlertModel] = Field(default_factory=list)
+    updates: list[AlertUpdateModel] = Field(default_factory=list)
+    deliver: StrictBool = False
+
+    def metric_values(self) -> dict[str, float]:
+        """The metrics with ``null`` as NaN (stored as null)."""
+        return _nan_for_none(self.metrics)
+
+
 class SetAlertDeliveryRequest(_Request):
     """``POST /api/v1/alert-events/{event_id}/delivery``: one delivery run's outcome
     (``attempts`` adds to the event's count)."""

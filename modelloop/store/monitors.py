@@ -36,6 +36,7 @@ __all__ = [
     "list_events",
     "metric_history",
     "record_window",
+    "record_window_metrics",
     "set_delivery",
     "update_config",
     "windows",
@@ -212,13 +213,15 @@ def record_window(
     transaction rolls back whole. Returns the alert events written (``pending``
     delivery when ``deliver``, else ``none``)."""
     now = now_ms()
+    current = get(conn, name)  # NotFound when the monitor is gone
+    # ``state`` replaces the keys it names; the others (another pass's) are kept.
+    merged = {**current.state, **state}
     moved = conn.execute(
         update(monitors)
         .where(monitors.c.name == name, monitors.c.windows == window.seq - 1)
-        .values(windows=window.seq, state=_json(state, "monitor state"), updated_time=now)
+        .values(windows=window.seq, state=_json(merged, "monitor state"), updated_time=now)
     )
     if moved.rowcount == 0:
-        get(conn, name)  # NotFound when the monitor is gone
         raise Conflict(
             f"monitor {name!r} already scored window {window.seq} (another run was faster)",
             name=name,
@@ -243,19 +246,31 @@ def record_window(
                 for key, value in window.metrics.items()
             ],
         )
+    return _alert_changes(conn, name, window.seq, now, fired, updates, deliver)
+
+
+def _alert_changes(
+    conn: Connection,
+    name: str,
+    seq: int,
+    now: int,
+    fired: Sequence[NewAlert],
+    updates: Sequence[AlertUpdate],
+    deliver: bool,
+) -> list[AlertEvent]:
     delivery = "pending" if deliver else "none"
     events: list[dict[str, Any]] = []
     for a in fired:
         try:
             with conn.begin_nested():
-                _insert_alert(conn, name, a, now, window.seq)
+                _insert_alert(conn, name, a, now, seq)
         except IntegrityError:
             raise Conflict(f"alert {a.alert_id!r} already exists", alert_id=a.alert_id) from None
         events.append({"alert_id": a.alert_id, "state": "firing", "payload": a.payload})
     for u in updates:
         values: dict[str, Any] = {"value": _finite(u.value)}
         if u.payload is not None:
-            values.update(state="resolved", resolved_time=now, resolved_window=window.seq)
+            values.update(state="resolved", resolved_time=now, resolved_window=seq)
             events.append({"alert_id": u.alert_id, "state": "resolved", "payload": u.payload})
         done = conn.execute(
             update(alerts)
@@ -287,6 +302,55 @@ def record_window(
         select(alert_events).where(alert_events.c.id.in_(ids)).order_by(alert_events.c.id)
     )
     return [_event(r) for r in rows]
+
+
+def record_window_metrics(
+    conn: Connection,
+    name: str,
+    seq: int,
+    metrics: dict[str, float],
+    state: dict[str, Any],
+    fired: Sequence[NewAlert] = (),
+    updates: Sequence[AlertUpdate] = (),
+    *,
+    deliver: bool = False,
+) -> list[AlertEvent]:
+    """Add metrics to an already scored window (realised performance once its labels
+    came), merge ``state`` into the monitor's and store the alert changes they cause,
+    in the caller's transaction. A metric the window already has raises ``Conflict``:
+    each is computed once."""
+    current = get(conn, name)
+    exists = conn.execute(
+        select(monitor_windows.c.seq).where(
+            monitor_windows.c.monitor == name, monitor_windows.c.seq == seq
+        )
+    ).first()
+    if exists is None:
+        raise NotFound(f"monitor {name!r} has no window {seq}", name=name, seq=seq)
+    now = now_ms()
+    if metrics:
+        try:
+            with conn.begin_nested():
+                conn.execute(
+                    insert(monitor_metrics),
+                    [
+                        {"monitor": name, "name": key, "seq": seq, "value": _finite(value)}
+                        for key, value in metrics.items()
+                    ],
+                )
+        except IntegrityError:
+            raise Conflict(
+                f"window {seq} of monitor {name!r} already has one of these metrics",
+                name=name,
+                seq=seq,
+            ) from None
+    merged = {**current.state, **state}
+    conn.execute(
+        update(monitors)
+        .where(monitors.c.name == name)
+        .values(state=_json(merged, "monitor state"), updated_time=now)
+    )
+    return _alert_changes(conn, name, seq, now, fired, updates, deliver)
 
 
 def windows(

@@ -29,6 +29,7 @@ from modelloop.server.monitor_schemas import (
     MonitorModel,
     MonitorWindowList,
     MonitorWindowModel,
+    RecordMetricsRequest,
     RecordWindowRequest,
     SetAlertDeliveryRequest,
     UpdateMonitorRequest,
@@ -111,6 +112,31 @@ def record_monitor_window(
     events = backend.record_monitor_window(
         name,
         body.window.to_entity(),
+        body.state,
+        [a.to_entity() for a in body.fired],
+        [u.to_entity() for u in body.updates],
+        body.deliver,
+    )
+    return AlertEventList(events=[AlertEventModel.from_entity(e) for e in events])
+
+
+@router.post(
+    "/monitors/{name}/windows/{seq}/metrics",
+    status_code=201,
+    operation_id="record_monitor_metrics",
+)
+def record_monitor_metrics(
+    name: Name,
+    seq: Annotated[int, Path(ge=1, le=INT32_MAX, description="The window's number.")],
+    body: RecordMetricsRequest,
+    backend: BackendDep,
+) -> AlertEventList:
+    """Add metrics to a scored window (realised performance once labels came), merge
+    state into the monitor's and store the alert changes; answers the alert events."""
+    events = backend.record_monitor_metrics(
+        name,
+        seq,
+        body.metric_values(),
         body.state,
         [a.to_entity() for a in body.fired],
         [u.to_entity() for u in body.updates],
