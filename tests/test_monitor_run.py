@@ -436,6 +436,22 @@ def test_prediction_drift_and_estimated_performance_use_the_served_version(
     # ... and, being confidence-based, cannot see that shifted inputs are now mislabelled:
     # the realised accuracy drops while the estimate stays high (why both are shown).
     assert shifted["accuracy"] < 0.8 < shifted["estimated_accuracy"]
+    assert calm["signature_violation_share"] == 0.0
+    # Inputs the served version's signature refuses: counted, and no estimate.
+    logger = PredictionLogger(predictions_uri(client), deployment="churn")
+    broken = _traffic(100, seed=70).assign(x2="n/a")
+    logger.log(
+        request_id="h2", route="primary", model_name="churn", model_version="1",
+        inputs=broken, outputs=np.zeros(100, dtype=np.int64), latency_ms=1.0,
+        time_ms=BASE + 2 * HOUR,
+    )  # fmt: skip
+    logger.close()
+    again = client.run_monitor("m", now_ms=LATER + 1)
+    third = client.monitor_windows("m", since_seq=2)[0].metrics
+    assert third["signature_violation_share"] == 1.0
+    assert third["type_mismatch_share[x2]"] == 1.0 and third["missing_share[x2]"] == 1.0
+    assert "estimated_accuracy" not in third
+    assert any("estimated performance" in note for note in again.notes)
 
 
 def test_server_metrics_expose_each_monitors_newest_window_and_firing_alerts(

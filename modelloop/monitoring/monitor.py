@@ -173,12 +173,15 @@ def _score(
     scorer: _Scorer, window: LogWindow, feedback: pd.DataFrame
 ) -> tuple[dict[str, float], dict[str, Any], pd.DataFrame]:
     """A window's flat metrics, full details and its input frame."""
-    inputs, outputs = split_log_frame(window.frame)
-    rows = len(inputs)
+    raw, outputs = split_log_frame(window.frame)
+    rows = len(raw)
     metrics: dict[str, float] = {"rows": float(rows), "late_rows": float(window.late_rows)}
     details: dict[str, Any] = {"late_rows": window.late_rows}
     # A column the window lacks is compared as all-missing ("not enough data"),
     # and reported by data quality as a missing column.
+    inputs = raw.copy()
+    for column, share in _coerce_types(inputs, scorer.profile.column_types).items():
+        metrics[f"type_mismatch_share[{column}]"] = share
     current = inputs.reindex(columns=scorer.columns)
     drift = scorer.profile.drift(current)
     metrics["dataset_drift_share"] = drift.share_drifted
@@ -189,21 +192,20 @@ def _score(
             metrics[f"drift_score[{name}]"] = col.value
             metrics[f"drifted[{name}]"] = float(col.drifted)
     details["drift"] = drift.to_dict()
+    key = _served_key(window.frame) if rows else None
+    model = scorer.served.model(key) if key is not None else None
     quality = data_quality(
         scorer.reference[scorer.columns],
         inputs,
         columns=scorer.columns,
         column_types={c: t for c, t in scorer.profile.column_types.items() if c in inputs},
+        signature=model.signature if model is not None else None,
+        signature_frame=raw,
     )
     metrics.update(quality.metrics())
     details["quality"] = quality.to_dict()
     details["prediction_drift"] = None
-    versions = (
-        window.frame["model_version"].astype(str) if "model_version" in window.frame else None
-    )
-    if versions is not None and len(outputs.columns) and rows:
-        served = window.frame["model_name"].astype(str)
-        key = (str(served.mode().iloc[0]), str(versions.mode().iloc[0]))
+    if key is not None and len(outputs.columns):
         ref_out = scorer.served.reference_outputs(key)
         common = [] if ref_out is None else [c for c in outputs.columns if c in ref_out.columns]
         if ref_out is not None and common:
@@ -223,6 +225,39 @@ def _score(
             scorer.config, window.frame, outputs, feedback, metrics
         )
     return metrics, details, inputs
+
+
+def _coerce_types(frame: pd.DataFrame, types: Mapping[str, str]) -> dict[str, float]:
+    """Make values that do not fit a numeric or datetime column missing, in place, and
+    return each such column's share of them: one bad upstream field shows up as a
+    quality metric (and a missing-value share) instead of stopping the monitor."""
+    shares: dict[str, float] = {}
+    for column, kind in types.items():
+        if kind not in ("numeric", "datetime") or column not in frame:
+            continue
+        values = frame[column]
+        if kind == "numeric" and pd.api.types.is_numeric_dtype(values):
+            continue
+        if kind == "datetime" and pd.api.types.is_datetime64_any_dtype(values):
+            continue
+        if kind == "numeric" and not pd.api.types.is_bool_dtype(values):
+            coerced = pd.to_numeric(values, errors="coerce")
+        else:
+            coerced = pd.to_datetime(values, errors="coerce", utc=True)
+        bad = int((values.notna() & coerced.isna()).sum())
+        if bad or kind == "numeric":
+            frame[column] = coerced
+        shares[column] = bad / len(values) if len(values) else 0.0
+    return shares
+
+
+def _served_key(frame: pd.DataFrame) -> tuple[str, str] | None:
+    """The model name and version that answered most of a window's rows."""
+    if "model_name" not in frame or "model_version" not in frame:
+        return None
+    name = frame["model_name"].astype(str).mode()
+    version = frame["model_version"].astype(str).mode()
+    return (str(name.iloc[0]), str(version.iloc[0])) if len(name) and len(version) else None
 
 
 def _performance(

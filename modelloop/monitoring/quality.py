@@ -138,12 +138,14 @@ def data_quality(
     columns: Sequence[str] | None = None,
     column_types: Mapping[str, str] | None = None,
     signature: Any = None,
+    signature_frame: pd.DataFrame | None = None,
 ) -> DataQuality:
     """Quality figures of ``current`` against ``reference``, column by column.
 
     ``signature`` (a :class:`~modelloop.models.Signature`) adds the share of rows
     that the model would refuse (checked row by row only when the whole window
-    fails, so a clean window costs one check)."""
+    fails, so a clean window costs one check), in ``signature_frame`` when given
+    (the raw rows, when ``current`` was cleaned), else in ``current``."""
     if not isinstance(reference, pd.DataFrame) or not isinstance(current, pd.DataFrame):
         raise InvalidArgument("data quality needs two pandas DataFrames")
     chosen = list(columns) if columns is not None else [str(c) for c in reference.columns]
@@ -155,7 +157,8 @@ def data_quality(
     present = [c for c in chosen if c in current.columns]
     types = infer_column_types(reference, present, column_types)
     result = {c: _column(c, types[c], reference[c], current[c]) for c in present}
-    share, error = _signature_violations(signature, current)
+    checked = current if signature_frame is None else signature_frame
+    share, error = _signature_violations(signature, checked)
     return DataQuality(result, missing_columns, extra_columns, share, error)
 
 
