@@ -267,6 +267,7 @@ def test_monitoring_public_names_are_pinned() -> None:
         "WindowSummary",
         "approximate_drift",
         "column_drift",
+        "compare_frames",
         "data_quality",
         "dataset_drift",
         "default_test",

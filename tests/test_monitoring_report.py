@@ -281,3 +281,22 @@ def test_from_json_refuses_other_documents() -> None:
         ReportData.from_json({"monitor": "m"})
     with pytest.raises(InvalidArgument, match="malformed"):
         ReportData.from_json({"format": REPORT_FORMAT, "monitor": "m", "history": {"a": [1]}})
+
+
+def test_compare_frames_reports_two_data_frames_without_a_store() -> None:
+    from modelloop.monitoring import compare_frames, render_json, render_report_html
+
+    rng = np.random.default_rng(3)
+    reference = pd.DataFrame(
+        {"x": rng.normal(0, 1, 3000), "c": rng.choice(["a", "b"], 3000), "gone": 1.0}
+    )
+    current = pd.DataFrame({"x": rng.normal(1, 1, 800), "c": rng.choice(["a", "b"], 800)})
+    data = compare_frames(reference, current, name="before-vs-after")
+    page = render_report_html(data)
+    assert "before-vs-after" in page and "https://" not in page
+    obj = json.loads(json.dumps(render_json(data), allow_nan=False))
+    assert obj["drift"]["columns"]["x"]["drifted"] is True
+    assert obj["drift"]["columns"]["c"]["drifted"] is False
+    assert obj["drift"]["columns"]["gone"]["status"] == "not enough data"
+    assert obj["quality"]["missing_columns"] == ["gone"]
+    assert sum(obj["histograms"]["x"]["current"]["counts"]) == pytest.approx(800)

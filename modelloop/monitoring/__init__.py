@@ -27,6 +27,7 @@ from modelloop.monitoring.profile import ReferenceProfile
 from modelloop.monitoring.quality import ColumnQuality, DataQuality, data_quality
 from modelloop.monitoring.report import ReportData, render_json
 from modelloop.monitoring.report import render_html as render_report_html
+from modelloop.monitoring.reporting import compare_frames
 from modelloop.monitoring.rules import DEFAULT_RULES, Rule, RuleOutcome, evaluate_rules, load_rules
 from modelloop.monitoring.stattests import STATTESTS, StatResult, default_test, get_stattest
 from modelloop.monitoring.summary import (
@@ -73,6 +74,7 @@ __all__ = [
     "WindowSummary",
     "approximate_drift",
     "column_drift",
+    "compare_frames",
     "data_quality",
     "dataset_drift",
     "default_test",

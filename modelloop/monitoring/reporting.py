@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
+
+import pandas as pd
 
 from modelloop.errors import InvalidArgument
 from modelloop.monitoring.config import MonitorConfig
@@ -19,7 +22,7 @@ if TYPE_CHECKING:
     from modelloop.entities import Alert, Monitor, MonitorWindow
     from modelloop.tracking.client import Client
 
-__all__ = ["build_report", "report_data"]
+__all__ = ["build_report", "compare_frames", "report_data"]
 
 # Per-window flags that are 0/1 copies of a score already charted.
 _NOT_CHARTED = ("drifted[", "prediction_drifted[", "constant[")
@@ -126,3 +129,51 @@ def build_report(
     if output_format != "html":
         raise InvalidArgument(f"report format must be 'html' or 'json', got {output_format!r}")
     return render_html(data)
+
+
+def compare_frames(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    *,
+    columns: Sequence[str] | None = None,
+    column_types: Mapping[str, str] | None = None,
+    stattests: Mapping[str, str] | None = None,
+    thresholds: Mapping[str, float] | Literal["learned"] | None = None,
+    drift_share: float = 0.5,
+    name: str = "comparison",
+) -> ReportData:
+    """Drift, data quality and histograms of two data frames, without a monitor or a
+    store: ``render_report_html(compare_frames(ref, cur))`` is a report page,
+    ``render_json(...)`` the same for machines. Options are :func:`dataset_drift`'s;
+    a column of ``columns`` missing from ``current`` is reported, not an error."""
+    from modelloop.monitoring.profile import ReferenceProfile
+    from modelloop.monitoring.quality import data_quality
+
+    names = [str(c) for c in (reference.columns if columns is None else columns)]
+    profile = ReferenceProfile.fit(
+        reference,
+        columns=names,
+        column_types=column_types,
+        stattests=stattests,
+        thresholds=thresholds,
+        drift_share=drift_share,
+    )
+    present = current.reindex(columns=names)
+    drift = profile.drift(present)
+    types = profile.column_types
+    quality = data_quality(
+        reference[names],
+        current,
+        columns=names,
+        column_types={c: t for c, t in types.items() if c in current.columns},
+    )
+    spec = summary_spec(reference[names], types)
+    ref_summary, cur_summary = spec.summarise(reference[names]), spec.summarise(current)
+    return ReportData(
+        monitor=name,
+        generated_ms=int(time.time() * 1000),
+        window={"rows": len(current)},
+        drift=drift.to_dict(),
+        quality=quality.to_dict(),
+        histograms={c: histogram_pair(ref_summary, cur_summary, c) for c in names},
+    )
