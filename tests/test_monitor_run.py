@@ -526,3 +526,31 @@ def test_labels_that_come_late_are_counted_after_the_label_delay(client: Client)
         client.create_monitor(
             "rows", "churn", "churn-ref", target="y", window="100 rows", label_delay_seconds=60
         )
+
+
+def test_a_monitor_runs_against_a_remote_tracking_server(
+    server_url: str, folder_store: Settings, client: Client
+) -> None:
+    from modelloop.backends.factory import resolve_stores
+
+    _log_hours(client, [(0, 0.0), (1, 2.0)])
+    artifacts = resolve_stores(folder_store.tracking_uri, folder_store.artifacts_uri)[1]
+    remote = Client(settings=folder_store.replace(tracking_uri=server_url, artifacts_uri=artifacts))
+    try:
+        remote.create_monitor("m", "churn", "churn-ref", target="y", rules=["drifted[x1] >= 1"])
+        run = remote.run_monitor("m", now_ms=LATER)
+        assert [w.seq for w in run.windows] == [1, 2]
+        assert run.windows[1].fired == ["drifted[x1] >= 1"]
+        assert remote.run_monitor("m", now_ms=LATER).windows == []
+        report = json.loads(remote.monitor_report("m", output_format="json"))
+        assert report["window"]["seq"] == 2
+    finally:
+        remote.close()
+    # The same store seen locally.
+    assert client.get_monitor("m").windows == 2
+    remote_less = Client(settings=folder_store.replace(tracking_uri=server_url, artifacts_uri=""))
+    try:
+        with pytest.raises(InvalidArgument, match="artifact"):
+            remote_less.run_monitor("m", now_ms=LATER)
+    finally:
+        remote_less.close()
