@@ -554,3 +554,20 @@ def test_a_monitor_runs_against_a_remote_tracking_server(
             remote_less.run_monitor("m", now_ms=LATER)
     finally:
         remote_less.close()
+
+
+# BASE's day is odd since the epoch, so the 2-day window holding it ends with it.
+@pytest.mark.parametrize(
+    ("window", "rows"), [("1d", [800, 800]), ("2d", [800, 800]), ("90m", None)]
+)
+def test_windows_align_to_utc_and_may_span_day_partitions(
+    client: Client, window: str, rows: list[int] | None
+) -> None:
+    client.create_monitor("m", "churn", "churn-ref", window=window, target="y")
+    _log_hours(client, [(0, 0.0), (1, 0.0), (2, 0.0), (3, 0.0)])  # hour 2 is the next day
+    scored = client.run_monitor("m", now_ms=LATER).windows
+    assert sum(w.rows for w in scored) == 1600
+    size = {"1d": 24, "2d": 48, "90m": 1.5}[window] * HOUR
+    assert all(w.start_ms % size == 0 and w.end_ms - w.start_ms == size for w in scored)
+    if rows is not None:
+        assert [w.rows for w in scored] == rows

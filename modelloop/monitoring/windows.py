@@ -126,24 +126,45 @@ class WindowReader:
                     late += pq.read_metadata(f).num_rows
                 continue
             paths.append(path)
-        if not paths:
-            return
-        table = concat_tables([self._read(p) for p in paths])
-        millis = table.column("time").cast(pa.int64()).to_numpy(zero_copy_only=False)
+        # One day partition at a time (rows are partitioned by the day they were
+        # served), so a long backlog never sits in memory whole: after day D every
+        # row before D+1 is known, and the windows ending by then are complete.
+        by_day: dict[str, list[str]] = {}
+        for path in paths:
+            by_day.setdefault(_day_of(path), []).append(path)
         low = np.iinfo(np.int64).min if until is None else until
-        late += int(np.count_nonzero(millis < low))
-        keep = (millis >= low) & (millis < closed_end)
-        if not keep.any():
-            return
-        frame: pd.DataFrame = table.filter(pa.array(keep)).to_pandas()
-        frame = frame.sort_values(["time", "request_id", "row"], kind="stable")
-        times = _millis(frame["time"])
-        starts = times - times % size
-        for start in np.unique(starts):
-            rows = frame[starts == start].reset_index(drop=True)
-            end = int(start) + size
-            yield LogWindow(int(start), end, rows, {"until": end}, late_rows=late)
-            late = 0
+        carry: pd.DataFrame | None = None
+        for day in sorted(by_day):
+            table = concat_tables([self._read(p) for p in by_day[day]])
+            millis = table.column("time").cast(pa.int64()).to_numpy(zero_copy_only=False)
+            late += int(np.count_nonzero(millis < low))
+            keep = (millis >= low) & (millis < closed_end)
+            frame: pd.DataFrame = table.filter(pa.array(keep)).to_pandas()
+            if carry is not None and len(carry):
+                frame = pd.concat([carry, frame], ignore_index=True)
+            if not len(frame):
+                continue
+            frame = frame.sort_values(["time", "request_id", "row"], kind="stable")
+            day_end = int(pd.Timestamp(day, tz="UTC").value // 1_000_000) + 86_400_000
+            times = _millis(frame["time"])
+            starts = times - times % size
+            complete = starts + size <= day_end
+            for start in np.unique(starts[complete]):
+                rows = frame[starts == start].reset_index(drop=True)
+                end = int(start) + size
+                yield LogWindow(int(start), end, rows, {"until": end}, late_rows=late)
+                late = 0
+            carry = frame[~complete]
+        if carry is not None and len(carry):
+            # Windows longer than a day, or ending after the last logged day: every
+            # row is before ``closed_end``, so they are complete too.
+            times = _millis(carry["time"])
+            starts = times - times % size
+            for start in np.unique(starts):
+                rows = carry[starts == start].reset_index(drop=True)
+                end = int(start) + size
+                yield LogWindow(int(start), end, rows, {"until": end}, late_rows=late)
+                late = 0
 
     def read_span(self, start_ms: int, end_ms: int, written_until_ms: int) -> pd.DataFrame:
         """The rows of ``[start_ms, end_ms)`` in files written by ``written_until_ms``
