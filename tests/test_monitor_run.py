@@ -571,3 +571,28 @@ def test_windows_align_to_utc_and_may_span_day_partitions(
     assert all(w.start_ms % size == 0 and w.end_ms - w.start_ms == size for w in scored)
     if rows is not None:
         assert [w.rows for w in scored] == rows
+
+
+def test_update_monitor_changes_rules_and_settings_for_the_next_run(
+    client: Client, folder_store: Settings
+) -> None:
+    client.create_monitor("m", "churn", "churn-ref", target="y", rules=["drifted[x1] >= 1"])
+    _log_hours(client, [(0, 2.0)])
+    assert client.run_monitor("m", now_ms=LATER).windows[0].fired == ["drifted[x1] >= 1"]
+    updated = client.update_monitor("m", {"rules": ["drifted[x2] >= 1"], "drift_share": 0.3})
+    assert [r["metric"] for r in updated.config["rules"]] == ["drifted"]
+    assert updated.config["rules"][0]["column"] == "x2" and updated.config["drift_share"] == 0.3
+    assert updated.windows == 1  # history kept
+    _log_hours(client, [(1, 2.0)])
+    run = client.run_monitor("m", now_ms=LATER + 1)
+    # The x1 alert's rule is gone: resolved as such; the x2 rule does not hold.
+    assert run.windows[0].fired == [] and len(run.windows[0].resolved) == 1
+    assert run.windows[0].dataset_drift  # 1 of 3 columns >= 0.3
+    with pytest.raises(InvalidArgument, match="unknown monitor settings"):
+        client.update_monitor("m", {"windw": "1d"})
+    runner = CliRunner()
+    uri = ["--tracking-uri", folder_store.tracking_uri]
+    done = runner.invoke(cli, [*uri, "monitor", "update", "m", "--no-rules", "--grace", "5"])
+    assert done.exit_code == 0, done.output
+    config = client.get_monitor("m").config
+    assert config["rules"] == [] and config["grace_seconds"] == 5

@@ -133,6 +133,51 @@ def create(
     run_command(go)
 
 
+@app.command("update")
+def update(
+    ctx: typer.Context,
+    name: MonitorName,
+    rules: Annotated[
+        Path | None,
+        typer.Option(help="Replace the rules with this YAML file's.", exists=True, dir_okay=False),
+    ] = None,
+    rule: Annotated[
+        list[str] | None, typer.Option(help="Replace the rules with these (repeatable).")
+    ] = None,
+    no_rules: Annotated[bool, typer.Option("--no-rules", help="Remove every rule.")] = False,
+    webhook: Annotated[str | None, typer.Option(help="POST alert events to this URL.")] = None,
+    no_webhook: Annotated[bool, typer.Option("--no-webhook", help="Stop posting.")] = False,
+    drift_share: Annotated[
+        float | None, typer.Option(help="Dataset drift when this share of columns drifts.")
+    ] = None,
+    grace: Annotated[int | None, typer.Option(help="Seconds late log files may arrive.")] = None,
+    description: Annotated[str | None, typer.Option(help="What the monitor is for.")] = None,
+) -> None:
+    """Change a monitor's rules, webhook or thresholds (scored windows keep their
+    results; the next run uses the new settings)."""
+
+    def go() -> None:
+        from modelloop.monitoring.rules import load_rules
+
+        changes: dict[str, Any] = {}
+        if no_rules:
+            changes["rules"] = []
+        elif rules is not None or rule:
+            found = [] if rules is None else load_rules(rules)
+            changes["rules"] = [*found, *(load_rules(list(rule)) if rule else [])]
+        if no_webhook:
+            changes["webhook"] = None
+        elif webhook is not None:
+            changes["webhook"] = webhook
+        if drift_share is not None:
+            changes["drift_share"] = drift_share
+        if grace is not None:
+            changes["grace_seconds"] = grace
+        _describe(state(ctx).client().update_monitor(name, changes, description=description))
+
+    run_command(go)
+
+
 @app.command("list")
 def list_(
     ctx: typer.Context,

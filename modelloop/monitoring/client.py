@@ -84,6 +84,26 @@ class MonitorMixin:
         """Every monitor, or those of one deployment."""
         return self._backend.list_monitors(deployment)
 
+    def update_monitor(
+        self,
+        name: str,
+        changes: Mapping[str, Any] | None = None,
+        *,
+        description: str | None = None,
+    ) -> Monitor:
+        """Change some of a monitor's settings (``{"rules": [...], "webhook": None,
+        "drift_share": 0.3}``: keys of :class:`~modelloop.monitoring.config.MonitorConfig`;
+        ``rules`` as in :meth:`create_monitor`). Windows already scored keep their
+        results; the next run uses the new settings."""
+        from modelloop.monitoring.rules import load_rules
+
+        config = dict(self._backend.get_monitor(name).config)
+        for key, value in (changes or {}).items():
+            if key == "rules":
+                value = [] if value is None else [r.to_dict() for r in load_rules(value)]
+            config[key] = value
+        return self._backend.update_monitor(name, config, description)
+
     def delete_monitor(self, name: str) -> None:
         """Delete a monitor with its windows, metrics and alerts."""
         self._backend.delete_monitor(name)
