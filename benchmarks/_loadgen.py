@@ -6,7 +6,9 @@
 Each of ``--concurrency`` keep-alive connections sends the same POST, waits for the
 whole response, and sends the next one, for ``--seconds`` after a one-second warm-up.
 Raw asyncio streams keep the client cheap (it runs in its own process, so it does not
-share a GIL with the server). Reports requests/s, p50/p90/p99 latency and errors.
+share a GIL with the server). Reports requests/s, p50/p90/p99 latency, errors, and
+``answered``: every successful response, warm-up included (what a prediction log of the
+run must hold).
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ async def _worker(
     stop: float,
     out: list[float],
     errors: list[int],
+    answered: list[int],
 ) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     try:
@@ -78,6 +81,8 @@ async def _worker(
                 reader, writer = await asyncio.open_connection(host, port)
                 continue
             t1 = time.perf_counter()
+            if status == 200:
+                answered[0] += 1
             if t0 >= start:
                 if status == 200:
                     out.append(t1 - t0)
@@ -98,8 +103,12 @@ async def run(
     start, stop = now + 1.0, now + 1.0 + seconds
     latencies: list[float] = []
     errors: list[int] = []
+    answered = [0]  # every 200 answer, warm-up included: what a prediction log must hold
     await asyncio.gather(
-        *(_worker(host, port, payload, start, stop, latencies, errors) for _ in range(concurrency))
+        *(
+            _worker(host, port, payload, start, stop, latencies, errors, answered)
+            for _ in range(concurrency)
+        )
     )
     latencies.sort()
     n = len(latencies)
@@ -114,6 +123,7 @@ async def run(
         "p90_ms": pct(0.90),
         "p99_ms": pct(0.99),
         "errors": len(errors),
+        "answered": answered[0],
     }
 
 

@@ -15,15 +15,31 @@ measured too. In-process ``predict`` of one row is the floor.
 
 Targets from the issue: >= 10x MLflow's throughput at concurrency 64 (batching on);
 p50 at concurrency 1 within 1 ms of in-process predict; logging on within 10% of off.
+
+    python benchmarks/serving.py --logging-only [--reps 5] [--seconds 10]
+
+measures only the cost of prediction logging, without MLflow: two ``modelloop serve``
+processes (logging on, logging off) stay up side by side, and runs against them are
+interleaved, alternating which goes first, ``--reps`` times at concurrency 64 and 8,
+so machine noise shows as spread instead of as a bias. After each logging-on run the
+benchmark waits ``--settle`` seconds, so that run's last flush lands in its own
+account, not in the next run. It reports every pair, the median cost with its range,
+the server's CPU time per request (less sensitive to other jobs than throughput), and
+checks that the log holds exactly one row per request answered. ``--together`` loads
+both servers at the same time instead: on a machine other jobs keep busy, both then see
+the same interference, and the throughput ratio shows the relative CPU cost.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -112,12 +128,163 @@ def _row(label: str, r: dict[str, Any]) -> None:
     say(f"  {label:44}{r['rps']:>10,.0f}{r['p50_ms']:>10.2f}{r['p99_ms']:>10.2f}{r['errors']:>8}")
 
 
+def _save_modelloop(kind: str, store: Path) -> dict[str, float]:
+    saved = subprocess.run([sys.executable, "-c", MODELLOOP_SAVE, kind, str(store)],
+                           check=True, capture_output=True, text=True, cwd=REPO_ROOT,
+                           env=_clean_env())  # fmt: skip
+    floor: dict[str, float] = json.loads(saved.stdout.strip().splitlines()[-1])
+    return floor
+
+
+def _modelloop_server(store: Path, kind: str, logging: str, work: Path) -> Server:
+    modelloop_cli = str(Path(sys.executable).with_name("modelloop"))
+    flag = "--log-predictions" if logging == "on" else "--no-log-predictions"
+    return Server(
+        [modelloop_cli, "--tracking-uri", str(store), "serve",
+         f"models:/bench-{kind}/1", "--host", "127.0.0.1", "--port", "{port}",
+         "--trusted", "--max-batch-size", "64", flag],
+        REPO_ROOT, "/ping", work / f"modelloop-serve-{kind}-{logging}.log",
+    )  # fmt: skip
+
+
+def _logged_rows(store: Path) -> int:
+    """Prediction rows stored under ``store`` (from the Parquet footers)."""
+    import pyarrow.parquet as pq
+
+    from modelloop.backends.factory import resolve_stores
+    from modelloop.serving.prediction_log import predictions_root
+
+    root = Path(predictions_root(resolve_stores(str(store))[1]).removeprefix("file://"))
+    files = list(root.glob("deployment=*/date=*/part-*.parquet"))
+    return sum(pq.ParquetFile(p).metadata.num_rows for p in files)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (Linux ``/proc``; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _spread(costs: list[float]) -> str:
+    return (
+        f"median {statistics.median(costs) * 100:+.1f}% "
+        f"(min {min(costs) * 100:+.1f}%, max {max(costs) * 100:+.1f}%, n={len(costs)})"
+    )
+
+
+def _loads_at_once(urls: dict[str, str], body: Path, c: int, seconds: float,
+                   work: Path) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """One load generator per URL, all running at the same time."""
+    procs = {}
+    for which, url in urls.items():
+        out = work / f"r-{which}.json"
+        cmd = [sys.executable, str(LOADGEN), "--url", url, "--body-file", str(body),
+               "--seconds", str(seconds), "--concurrency", str(c), "--out", str(out)]  # fmt: skip
+        procs[which] = (subprocess.Popen(cmd), out)
+    results = {}
+    for which, (proc, out) in procs.items():
+        if proc.wait() != 0:
+            raise SystemExit(f"the load generator failed against {urls[which]}")
+        results[which] = json.loads(out.read_text())
+    return results
+
+
+def _pair(
+    servers: dict[str, Server], body: Path, c: int, seconds: float, settle: float,
+    work: Path, first: str, together: bool,
+) -> tuple[dict[str, dict[str, Any]], dict[str, float]]:  # fmt: skip
+    """One logging-on and one logging-off measurement: load results and server CPU
+    microseconds per answered request, both by "on"/"off"."""
+    urls = {w: f"{srv.url}/invocations" for w, srv in servers.items()}
+    before = {w: _cpu_seconds(srv.proc.pid) for w, srv in servers.items()}
+    used: dict[str, float] = {}
+    if together:
+        results = _loads_at_once(urls, body, c, seconds, work)
+        time.sleep(settle)  # the logging server's last flush is its own cost
+        used = {w: _cpu_seconds(srv.proc.pid) - before[w] for w, srv in servers.items()}
+    else:
+        results = {}
+        for which in (first, "off" if first == "on" else "on"):
+            results[which] = _load(urls[which], body, c, seconds, work / "r.json")
+            if which == "on":
+                time.sleep(settle)
+            used[which] = _cpu_seconds(servers[which].proc.pid) - before[which]
+    cpu = {w: used[w] / max(1, int(results[w]["answered"])) * 1e6 for w in results}
+    return results, cpu
+
+
+def logging_cost(
+    kinds: list[str], seconds: float, reps: int, settle: float, together: bool = False
+) -> bool:
+    """Interleaved (or simultaneous) logging-on/off runs; True when every median cost
+    is under 10% and the log holds one row per request answered."""
+    ok = True
+    with tempfile.TemporaryDirectory(prefix="modelloop-bench-logging-") as tmp:
+        work = Path(tmp)
+        body = work / "body.json"
+        body.write_bytes(_body())
+        for kind in kinds:
+            store = work / f"store-{kind}"
+            say(f"\n{kind}: training and saving ...")
+            _save_modelloop(kind, store)
+            servers = {w: _modelloop_server(store, kind, w, work) for w in ("on", "off")}
+            costs: dict[int, list[float]] = {64: [], 8: []}
+            extra_cpu: dict[int, list[float]] = {64: [], 8: []}
+            answered = 0
+            try:
+                for which, server in servers.items():  # first requests pay one-off costs
+                    r = _load(f"{server.url}/invocations", body, 8, 2.0, work / "r.json")
+                    answered += int(r["answered"]) if which == "on" else 0
+                time.sleep(settle)
+                how = "at the same time" if together else "one after the other"
+                say(f"  logging on and off servers loaded {how}, {seconds:g} s each")
+                say(f"  {'rep':>4}{'c':>4}{'on req/s':>12}{'off req/s':>12}{'cost':>9}"
+                    f"{'on CPU us/req':>15}{'off CPU us/req':>16}")  # fmt: skip
+                for rep in range(reps):
+                    for c in costs:
+                        first = "on" if rep % 2 == 0 else "off"
+                        res, cpu = _pair(servers, body, c, seconds, settle, work, first, together)
+                        answered += int(res["on"]["answered"])
+                        cost = 1 - res["on"]["rps"] / res["off"]["rps"]
+                        costs[c].append(cost)
+                        extra_cpu[c].append(cpu["on"] / cpu["off"] - 1)
+                        on, off = f"{res['on']['rps']:>12,.0f}", f"{res['off']['rps']:>12,.0f}"
+                        say(f"  {rep:>4}{c:>4}{on}{off}{cost * 100:>+8.1f}%"
+                            f"{cpu['on']:>15.0f}{cpu['off']:>16.0f}")  # fmt: skip
+            finally:
+                for server in servers.values():
+                    server.stop()  # the logging server flushes on shutdown
+            logged = _logged_rows(store)
+            for c, values in costs.items():
+                say(f"  {kind} c={c}: throughput cost {_spread(values)}; "
+                    f"server CPU per request {_spread(extra_cpu[c])}")  # fmt: skip
+                ok = ok and statistics.median(values) < 0.10
+            complete = "ok" if logged == answered else "MISMATCH"
+            say(f"  {kind}: {logged:,} rows logged for {answered:,} requests answered: {complete}")
+            ok = ok and logged == answered
+    return ok
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--kinds", default=",".join(KINDS))
+    parser.add_argument("--logging-only", action="store_true",
+                        help="only logging on vs off, interleaved (no MLflow)")  # fmt: skip
+    parser.add_argument("--reps", type=int, default=5, help="pairs per level (--logging-only)")
+    parser.add_argument("--settle", type=float, default=6.0,
+                        help="pause after a logging-on run (--logging-only)")  # fmt: skip
+    parser.add_argument("--seconds", type=float, default=None, help="seconds per measurement")
+    together = "load the on and off servers at the same time (--logging-only)"
+    parser.add_argument("--together", action="store_true", help=together)
     args = parser.parse_args()
-    seconds = 3.0 if args.quick else 10.0
+    seconds = args.seconds or (3.0 if args.quick else 10.0)
+    if args.logging_only:
+        ok = logging_cost(args.kinds.split(","), seconds, args.reps, args.settle, args.together)
+        raise SystemExit(0 if ok else 1)
     mlflow_python = str(ensure_mlflow_venv())
     modelloop_cli = str(Path(sys.executable).with_name("modelloop"))
     with tempfile.TemporaryDirectory(prefix="modelloop-bench-serving-") as tmp:

@@ -359,3 +359,124 @@ def test_fsspec_remote_root() -> None:
     assert logger.files_written == 2
     assert read_predictions(root, "d")["output"].tolist() == [1, 0]
     assert read_feedback(root, "d")["ground_truth"].tolist() == [1, 1]
+
+
+def _log(logger: PredictionLogger, rid: str, inputs: object, outputs: object, **kw: object) -> None:
+    args: dict[str, object] = dict(
+        request_id=rid, route="/r", model_name="m", model_version="1", latency_ms=1.0
+    )
+    args.update(kw)
+    args.setdefault("time_ms", DAY1)
+    logger.log(inputs=inputs, outputs=outputs, **args)  # type: ignore[arg-type]
+
+
+def test_interleaved_column_sets_and_dtypes_keep_their_values(tmp_path: Path) -> None:
+    """Requests of different shapes arrive interleaved in one flush; each row keeps its
+    own values, columns it did not have are null, and names compare by value (each
+    request has its own column Index, as parsed requests do)."""
+    rng = np.random.default_rng(7)
+    logger = PredictionLogger(str(tmp_path), deployment="d", max_seconds=60)
+    expected: dict[str, dict[str, list[object]]] = {}
+    for i in range(300):
+        rid = f"r{i:03d}"
+        rows = 1 + i % 3
+        kind = i % 4
+        if kind == 0:  # float columns a, b
+            data: dict[str, object] = {"a": rng.random(rows), "b": rng.random(rows)}
+        elif kind == 1:  # the same names, int columns
+            data = {"a": rng.integers(0, 100, rows), "b": rng.integers(0, 100, rows)}
+        elif kind == 2:  # other names, object-dtype Index
+            data = {"c": rng.random(rows)}
+        else:  # mixed dtypes: the pandas path
+            data = {"a": rng.random(rows), "s": [f"t{i}-{r}" for r in range(rows)]}
+        frame = pd.DataFrame(data)
+        if kind == 2:
+            frame.columns = pd.Index(["c"], dtype=object)
+        out = rng.integers(0, 2, rows)
+        _log(logger, rid, frame, out, model_version=i % 5, time_ms=DAY1 + i)
+        expected[rid] = {**{f"input.{k}": list(v) for k, v in data.items()}, "output": list(out)}
+    assert logger.flush() == sum(1 + i % 3 for i in range(300))
+    logger.close()
+    assert logger.errors == logger.dropped == 0
+    df = read_predictions(str(tmp_path), "d")
+    assert list(df.columns) == [
+        *PREDICTION_COLUMNS,
+        "input.a",
+        "input.b",
+        "input.c",
+        "input.s",
+        "output",
+    ]
+    for rid, group in df.groupby("request_id"):
+        want = expected[str(rid)]
+        assert group["row"].tolist() == list(range(len(group)))
+        assert group["model_version"].tolist() == [str(int(str(rid)[1:]) % 5)] * len(group)
+        for column in ("input.a", "input.b", "input.c", "input.s", "output"):
+            if column in want:
+                assert group[column].tolist() == pytest.approx(want[column])
+            else:
+                assert group[column].isna().all()
+
+
+def test_ndarray_shapes_and_multi_row_requests(tmp_path: Path) -> None:
+    logger = PredictionLogger(str(tmp_path), deployment="d", max_seconds=60)
+    _log(logger, "flat", np.array([1, 2, 3], dtype=np.int64), np.array([0, 1, 0]))
+    _log(logger, "cube", np.arange(8, dtype=np.float32).reshape(2, 2, 2), np.array([1, 0]))
+    _log(logger, "cube2", np.arange(8, 16, dtype=np.float32).reshape(2, 2, 2), np.array([0, 0]))
+    logger.close()
+    df = read_predictions(str(tmp_path), "d").set_index(["request_id", "row"])
+    assert df.loc["flat", "input.0"].tolist() == [1, 2, 3]
+    cube = df.loc[["cube", "cube2"], [f"input.{i}" for i in range(4)]]
+    assert cube.to_numpy().tolist() == np.arange(16).reshape(4, 4).tolist()
+    assert df.loc["cube2", "output"].tolist() == [0, 0]
+    assert logger.requests_logged == 3 and logger.rows_logged == 7
+
+
+def test_bad_times_drop_only_their_requests(tmp_path: Path) -> None:
+    logger = PredictionLogger(str(tmp_path), deployment="d", max_seconds=60)
+    frame = pd.DataFrame({"f": [1.0]})
+    _log(logger, "ok1", frame, np.array([1]), time_ms=DAY1)
+    _log(logger, "none", frame, np.array([1]), time_ms=None)
+    _log(logger, "huge", frame, np.array([1]), time_ms=10**20)
+    _log(logger, "ok2", frame, np.array([1]), time_ms=DAY2)
+    assert logger.flush() == 2
+    logger.close()
+    assert logger.dropped == 2 and logger.errors == 2
+    assert read_predictions(str(tmp_path), "d")["request_id"].tolist() == ["ok1", "ok2"]
+
+
+def test_extension_dtypes_are_kept(tmp_path: Path) -> None:
+    logger = PredictionLogger(str(tmp_path), deployment="d", max_seconds=60)
+    for i in range(3):
+        frame = pd.DataFrame(
+            {
+                "n": pd.array([i, None], dtype="Int64"),
+                "k": pd.Categorical(["x", "y"]),
+            }
+        )
+        _log(logger, f"r{i}", frame, np.array([0.5, 1.5]))
+    _log(logger, "r3", pd.DataFrame({"n": pd.array([7, 8], dtype="Int64")}), np.array([1, 2]))
+    logger.close()
+    assert logger.errors == logger.dropped == 0
+    df = read_predictions(str(tmp_path), "d")
+    assert df["input.n"].tolist()[::2] == [0, 1, 2, 7]
+    assert df["input.n"].isna().tolist() == [False, True] * 3 + [False, False]
+    assert df["input.k"].tolist()[:6] == ["x", "y"] * 3
+
+
+def test_small_conversions_still_make_one_file_per_write(tmp_path: Path) -> None:
+    logger = PredictionLogger(str(tmp_path), deployment="d", max_rows=10_000, max_seconds=60)
+    for i in range(3000):
+        _log(logger, f"r{i}", np.array([[float(i), 1.0]]), np.array([i % 2]), time_ms=DAY1 + i)
+    # The background thread converts every 1,000 rows without writing a file.
+    deadline = time.monotonic() + 10
+    while logger._pending_rows >= 1000 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert logger._pending_rows < 1000
+    assert logger.files_written == 0
+    assert logger.flush() == 3000
+    assert logger.files_written == 1
+    logger.close()
+    df = read_predictions(str(tmp_path), "d")
+    assert df["input.0"].tolist() == [float(i) for i in range(3000)]
+    assert df["output"].tolist() == [i % 2 for i in range(3000)]

@@ -93,20 +93,9 @@ class MonitorRun:
 
 def predictions_uri(client: Client) -> str:
     """Where the client's store keeps prediction logs (as ``modelloop serve`` writes them)."""
-    from modelloop.backends.factory import resolve_stores
-    from modelloop.errors import InvalidArgument
-    from modelloop.serving.prediction_log import predictions_root
+    from modelloop.serving.prediction_log import predictions_root_for
 
-    settings = client.settings
-    artifacts = settings.artifacts_uri
-    if not artifacts:
-        if settings.tracking_uri.startswith(("http://", "https://")):
-            raise InvalidArgument(
-                "reading prediction logs needs the artifact store: set the artifacts_uri "
-                "setting (MODELLOOP_ARTIFACTS_URI) to the server's artifact root"
-            )
-        artifacts = resolve_stores(settings.tracking_uri, settings.artifacts_uri)[1]
-    return predictions_root(artifacts)
+    return predictions_root_for(client.settings, "")
 
 
 class _Scorer:

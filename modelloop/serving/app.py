@@ -500,9 +500,8 @@ def build_serving_app(settings: Settings, config: ServeConfig) -> Starlette:
     The first model's name names the deployment (for prediction logs). The client
     stays open while the app runs (alias polling uses it) and closes at shutdown.
     """
-    from modelloop.backends.factory import resolve_stores
     from modelloop.serving.metrics import ServingMetrics
-    from modelloop.serving.prediction_log import PredictionLogger, predictions_root
+    from modelloop.serving.prediction_log import PredictionLogger, predictions_root_for
     from modelloop.serving.slots import load_served_model
     from modelloop.tracking.client import Client
 
@@ -549,17 +548,8 @@ def build_serving_app(settings: Settings, config: ServeConfig) -> Starlette:
 
             threadpool_limits(limits=config.inference_threads)
         if log_predictions:
-            artifacts = settings.artifacts_uri
-            if not artifacts:
-                if settings.tracking_uri.startswith(("http://", "https://")):
-                    raise InvalidArgument(
-                        "prediction logging needs an artifact store: set the artifacts_uri "
-                        "setting (MODELLOOP_ARTIFACTS_URI) or pass --no-log-predictions"
-                    )
-                artifacts = resolve_stores(settings.tracking_uri, settings.artifacts_uri)[1]
-            logger = PredictionLogger(
-                predictions_root(artifacts), deployment=deployment, sample_rate=sample_rate
-            )
+            root = predictions_root_for(settings, ", or pass --no-log-predictions")
+            logger = PredictionLogger(root, deployment=deployment, sample_rate=sample_rate)
         follower = None
         if routing is not None:
             from modelloop.serving.routing import DeploymentFollower

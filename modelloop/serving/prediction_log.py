@@ -2,7 +2,9 @@
 
 The inference server calls :meth:`PredictionLogger.log` on the request path, so it
 only appends references to a buffer; a daemon thread turns the buffered requests
-into one Arrow table per day and writes one Parquet file per flush and day under
+into one Arrow table per day (:mod:`modelloop.serving.prediction_log_tables`, kept
+cheap because it shares the GIL with the server) and writes one Parquet file per
+flush and day under
 
     <root>/deployment=<name>/date=<YYYY-MM-DD>/part-<time_ms>-<uuid8>.parquet
     <root>/deployment=<name>/feedback/date=<YYYY-MM-DD>/part-<time_ms>-<uuid8>.parquet
@@ -22,10 +24,8 @@ import threading
 import time
 import uuid
 import weakref
-from collections import defaultdict
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fsspec
 import numpy as np
@@ -35,11 +35,28 @@ import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 from modelloop.errors import InvalidArgument
+from modelloop.serving.prediction_log_tables import (
+    FEEDBACK_COLUMNS,
+    PREDICTION_COLUMNS,
+    TIME_TYPE,
+    Feedback,
+    Request,
+    concat_tables,
+    day_of,
+    feedback_table,
+    ordered,
+    requests_table,
+    split_by_day,
+)
+
+if TYPE_CHECKING:
+    from modelloop.settings import Settings
 
 __all__ = [
     "FEEDBACK_COLUMNS",
     "PREDICTION_COLUMNS",
     "PredictionLogger",
+    "concat_tables",
     "predictions_root",
     "read_feedback",
     "read_predictions",
@@ -47,17 +64,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-TIME_TYPE = pa.timestamp("ms", tz="UTC")
-# The fixed leading columns of a prediction log, followed by input.* and output*.
-_FIXED = "request_id row time deployment route model_name model_version latency_ms"
-PREDICTION_COLUMNS = tuple(_FIXED.split())
-FEEDBACK_COLUMNS = ("request_id", "row", "time", "ground_truth")
 _TYPES = dict(row=pa.int32(), time=TIME_TYPE, latency_ms=pa.float64(), ground_truth=pa.null())
-# (request_id, route, model_name, model_version, inputs, outputs, latency_ms, time_ms)
-_Request = tuple[str, str, str, str, Any, Any, float, int]
-# (request_id, ground_truth, time_ms)
-_Feedback = tuple[str, Any, int]
 
+# Converting every 1,000 rows rather than at each 10,000-row write measured 0.3 to 2
+# points less extra server CPU per request with logging on (benchmarks/serving.py
+# --logging-only --together): request frames die younger, convert while still cached.
+_CONVERT_ROWS = 1_000
 _live: weakref.WeakSet[PredictionLogger] = weakref.WeakSet()
 
 
@@ -73,8 +85,21 @@ def predictions_root(artifacts_uri: str) -> str:
     return artifacts_uri.rstrip("/") + "/predictions"
 
 
-def _day(time_ms: int) -> str:
-    return datetime.fromtimestamp(time_ms / 1000, tz=UTC).strftime("%Y-%m-%d")
+def predictions_root_for(settings: Settings, hint: str) -> str:
+    """Where the store of ``settings`` keeps prediction logs. A remote tracking server
+    does not say where its artifact store is, so then the ``artifacts_uri`` setting
+    must (``InvalidArgument`` ending with ``hint`` otherwise)."""
+    from modelloop.backends.factory import resolve_stores
+
+    artifacts = settings.artifacts_uri
+    if not artifacts:
+        if settings.tracking_uri.startswith(("http://", "https://")):
+            raise InvalidArgument(
+                "prediction logs live in the artifact store: set the artifacts_uri setting "
+                f"(MODELLOOP_ARTIFACTS_URI) to the server's artifact root{hint}"
+            )
+        artifacts = resolve_stores(settings.tracking_uri, settings.artifacts_uri)[1]
+    return predictions_root(artifacts)
 
 
 def _sampled(request_id: str, rate: float) -> bool:
@@ -88,9 +113,10 @@ class PredictionLogger:
     """Buffered, sampled prediction and feedback logging to Parquet.
 
     ``log`` and ``log_feedback`` never block on I/O and never raise; failures are
-    logged and counted in ``errors``. A background thread flushes every
-    ``max_seconds`` or as soon as ``max_rows`` prediction rows are buffered. Inputs
-    and outputs are kept by reference until the flush, so callers must not mutate
+    logged and counted in ``errors``. A background thread converts buffered requests
+    to Arrow every 1,000 rows and writes them (one file per day) every
+    ``max_seconds`` or as soon as ``max_rows`` prediction rows are waiting. Inputs
+    and outputs are kept by reference until converted, so callers must not mutate
     them after logging. Counters (``requests_logged``, ``rows_logged``,
     ``files_written``, ``errors``, ``dropped``) count what reached storage.
     """
@@ -118,9 +144,16 @@ class PredictionLogger:
         self.requests_logged = self.rows_logged = self.files_written = self.errors = 0
         self.dropped = 0  # requests not stored: overflow, after close, conversion/write failure
         self._lock = threading.Lock()
-        self._requests: list[_Request] = []
-        self._feedback: list[_Feedback] = []
+        self._requests: list[Request] = []
+        self._feedback: list[Feedback] = []
         self._pending_rows = 0
+        # Requests are converted in small batches, while their frames are still warm in
+        # the CPU caches and before they age through the garbage collector's
+        # generations; the compact Arrow tables wait for the write (max_rows/max_seconds).
+        self._convert_rows = min(max_rows, _CONVERT_ROWS)
+        self._converted: list[tuple[str, pa.Table, int]] = []  # (day, table, requests)
+        self._converted_rows = 0
+        self._last_write = time.monotonic()
         # Storage down or too slow: drop (and count) rather than grow without bound.
         self._cap_rows = max(10 * max_rows, 100_000)
         self._write_lock = threading.Lock()  # one drain+write at a time: flush() is complete
@@ -151,12 +184,12 @@ class PredictionLogger:
             rows = len(inputs)
             r = (request_id, route, model_name, model_version, inputs, outputs, latency_ms, time_ms)
             with self._lock:
-                if self._closed or self._pending_rows >= self._cap_rows:
+                if self._closed or self._pending_rows + self._converted_rows >= self._cap_rows:
                     self.dropped += 1
                     return
                 self._requests.append(r)
                 self._pending_rows += rows
-                full = self._pending_rows >= self.max_rows
+                full = self._pending_rows >= self._convert_rows
             if full:
                 self._wake.set()
         except Exception:
@@ -183,12 +216,21 @@ class PredictionLogger:
 
         Does not raise: a failed write is logged, counted in ``errors`` and its rows
         are dropped (counted in ``dropped``)."""
+        return self._step(write=True)
+
+    def _step(self, *, write: bool) -> int:
+        """Convert the buffered requests; with ``write``, also write all converted rows
+        and the buffered feedback."""
         with self._write_lock:
             with self._lock:
                 requests, self._requests = self._requests, []
-                feedback, self._feedback = self._feedback, []
+                feedback: list[Feedback] = []
+                if write:
+                    feedback, self._feedback = self._feedback, []
                 self._pending_rows = 0
-            written = self._write_requests(requests) if requests else 0
+            if requests:
+                self._convert(requests)
+            written = self._write_converted() if write else 0
             if feedback:
                 self._write_feedback(feedback)
             return written
@@ -207,12 +249,17 @@ class PredictionLogger:
 
     def _run(self) -> None:
         while True:
-            self._wake.wait(self.max_seconds)
+            due = self._last_write + self.max_seconds
+            self._wake.wait(max(0.0, due - time.monotonic()))
             self._wake.clear()
             if self._closed:
                 return  # close() does the final flush in the caller's thread
             try:
-                self.flush()
+                write = (
+                    time.monotonic() >= self._last_write + self.max_seconds
+                    or self._converted_rows + self._pending_rows >= self.max_rows
+                )
+                self._step(write=write)
             except Exception:  # keep the thread alive whatever went wrong
                 self._count_error("prediction log flush failed")
 
@@ -221,119 +268,65 @@ class PredictionLogger:
             self.errors += 1
         log.exception("%s (deployment %s)", what, self.deployment)
 
-    def _write_requests(self, requests: list[_Request]) -> int:
-        by_day: dict[str, list[_Request]] = defaultdict(list)
-        for req in requests:
-            by_day[_day(req[7])].append(req)
-        written = 0
-        for day, reqs in by_day.items():
-            table, good = self._requests_table(reqs)
-            if table is None:
+    def _convert(self, requests: list[Request]) -> None:
+        for day, reqs in split_by_day(requests, 7, self._bad_request).items():
+            try:
+                table, good = requests_table(reqs, self.deployment, self._bad_request)
+            except Exception:  # bad requests are sorted out inside: this is unexpected
+                with self._lock:
+                    self.dropped += len(reqs)
+                self._count_error("cannot convert predictions for logging")
                 continue
-            if self._write(f"deployment={self.deployment}/date={day}", table, len(reqs)):
+            if table is not None:
+                self._converted.append((day, table, good))
+                with self._lock:
+                    self._converted_rows += table.num_rows
+
+    def _write_converted(self) -> int:
+        self._last_write = time.monotonic()
+        by_day: dict[str, list[tuple[pa.Table, int]]] = {}
+        for day, table, good in self._converted:
+            by_day.setdefault(day, []).append((table, good))
+        self._converted = []
+        with self._lock:
+            self._converted_rows = 0
+        written = 0
+        for day, parts in by_day.items():
+            good = sum(g for _, g in parts)
+            try:
+                table = ordered(concat_tables([t for t, _ in parts]))
+            except Exception:
+                with self._lock:
+                    self.dropped += good
+                self._count_error("cannot combine converted predictions")
+                continue
+            if self._write(f"deployment={self.deployment}/date={day}", table, good):
                 written += table.num_rows
                 with self._lock:
                     self.requests_logged += good
                     self.rows_logged += table.num_rows
         return written
 
-    def _requests_table(self, reqs: list[_Request]) -> tuple[pa.Table | None, int]:
-        """One table for requests of one day; bad requests are counted and left out."""
-        # Requests with the same input columns and output width are converted together
-        # (one concat, vectorised metadata) instead of one DataFrame per request.
-        groups: dict[tuple[Any, ...], list[_Request]] = defaultdict(list)
-        for req in reqs:
-            groups[_shape_key(req[4], req[5])].append(req)
-        tables: list[pa.Table] = []
-        good = 0
-        for group in groups.values():
+    def _bad_request(self, req: Request) -> None:
+        with self._lock:
+            self.dropped += 1
+        self._count_error(f"cannot log request {req[0]!r}")
+
+    def _write_feedback(self, feedback: list[Feedback]) -> None:
+        for day, items in split_by_day(feedback, 2, self._bad_feedback).items():
             try:
-                tables.append(self._group_table(group))
-                good += len(group)
+                table = feedback_table(items)
             except Exception:
-                # Isolate the request(s) that do not convert; keep the rest.
-                for req in group:
-                    try:
-                        tables.append(self._group_table([req]))
-                        good += 1
-                    except Exception:
-                        with self._lock:
-                            self.dropped += 1
-                        self._count_error(f"cannot log request {req[0]!r}")
-        if not tables:
-            return None, 0
-        table = concat_tables(tables)
-        # Fixed columns, then inputs, then outputs, whatever order the groups came in.
-        rest = sorted(table.column_names[len(PREDICTION_COLUMNS) :], key=lambda c: c[0] != "i")
-        return table.select([*PREDICTION_COLUMNS, *rest]), good
-
-    def _group_table(self, group: list[_Request]) -> pa.Table:
-        inputs = [_input_frame(r[4]) for r in group]
-        outputs = [np.asarray(r[5]) for r in group]
-        counts = np.fromiter((len(f) for f in inputs), dtype=np.int64, count=len(group))
-        for req, frame, out in zip(group, inputs, outputs, strict=True):
-            if out.ndim == 0 or out.shape[0] != len(frame):
-                raise InvalidArgument(
-                    f"request {req[0]!r}: {len(frame)} input rows but outputs of shape {out.shape}"
-                )
-        n = int(counts.sum())
-        starts = np.repeat(np.cumsum(counts) - counts, counts)
-        row = (np.arange(n, dtype=np.int64) - starts).astype(np.int32)
-        columns: dict[str, pa.Array] = {
-            "request_id": pa.array(np.repeat([r[0] for r in group], counts), pa.string()),
-            "row": pa.array(row, pa.int32()),
-            "time": pa.array(np.repeat([r[7] for r in group], counts).astype(np.int64), TIME_TYPE),
-            "deployment": pa.array(np.repeat(self.deployment, n), pa.string()),
-            "route": pa.array(np.repeat([r[1] for r in group], counts), pa.string()),
-            "model_name": pa.array(np.repeat([r[2] for r in group], counts), pa.string()),
-            "model_version": pa.array(np.repeat([str(r[3]) for r in group], counts), pa.string()),
-            "latency_ms": pa.array(np.repeat([float(r[6]) for r in group], counts), pa.float64()),
-        }
-        first_dtypes = set(inputs[0].dtypes)
-        arrays = [f.to_numpy() for f in inputs] if len(first_dtypes) == 1 else []
-        dtype = arrays[0].dtype if arrays else None
-        if (
-            dtype is not None
-            and dtype.kind in "biuf"
-            and first_dtypes == {dtype}
-            and all(a.dtype == dtype for a in arrays)
-        ):
-            # One numeric dtype throughout (the usual tabular model): one 2-D
-            # concatenation instead of a pandas concat of many small frames, which
-            # would hold the GIL long enough to slow the server down.
-            matrix = np.concatenate(arrays)
-            for i, name in enumerate(inputs[0].columns):
-                columns[f"input.{name}"] = pa.array(matrix[:, i])
-        else:
-            frame = pd.concat(inputs, ignore_index=True) if len(inputs) > 1 else inputs[0]
-            feats = pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False)
-            for name, column in zip(frame.columns, feats.columns, strict=True):
-                columns[f"input.{name}"] = column
-        out = np.concatenate(outputs) if len(outputs) > 1 else outputs[0]
-        if out.ndim == 1:
-            columns["output"] = pa.array(out)
-        else:
-            out = out.reshape(n, -1)
-            for i in range(out.shape[1]):
-                columns[f"output.{i}"] = pa.array(out[:, i])
-        return pa.table(columns)
-
-    def _write_feedback(self, feedback: list[_Feedback]) -> None:
-        by_day: dict[str, list[_Feedback]] = defaultdict(list)
-        for item in feedback:
-            by_day[_day(item[2])].append(item)
-        for day, items in by_day.items():
-            flat = [(r, i, t, v) for r, truth, t in items for i, v in enumerate(_as_list(truth))]
-            try:
-                truths = pa.array([v for *_, v in flat])
-            except (pa.ArrowInvalid, pa.ArrowTypeError):
-                # Mixed types (e.g. labels as ints and strings): keep them, as text.
-                truths = pa.array([None if v is None else str(v) for *_, v in flat], pa.string())
-            ids = pa.array([r for r, *_ in flat], pa.string())
-            rows = pa.array([i for _, i, *_ in flat], pa.int32())
-            times = pa.array([t for _, _, t, _ in flat], TIME_TYPE)
-            table = pa.table([ids, rows, times, truths], names=list(FEEDBACK_COLUMNS))
+                with self._lock:
+                    self.dropped += len(items)
+                self._count_error("cannot convert feedback for logging")
+                continue
             self._write(f"deployment={self.deployment}/feedback/date={day}", table, len(items))
+
+    def _bad_feedback(self, item: Feedback) -> None:
+        with self._lock:
+            self.dropped += 1
+        self._count_error(f"cannot log feedback for request {item[0]!r}")
 
     def _write(self, partition: str, table: pa.Table, requests: int) -> bool:
         """Write ``table`` as one new file in ``partition``; False (counted) on failure."""
@@ -366,52 +359,7 @@ class PredictionLogger:
         return True
 
 
-def _shape_key(inputs: Any, outputs: Any) -> tuple[Any, ...]:
-    # Index.tolist() is several times cheaper than iterating the (Arrow-backed) Index.
-    cols = tuple(inputs.columns.tolist()) if isinstance(inputs, pd.DataFrame) else None
-    shape = np.shape(inputs)[1:] if cols is None else ()
-    return (cols, shape, np.ndim(outputs), np.shape(outputs)[1:])
-
-
-def _input_frame(inputs: Any) -> pd.DataFrame:
-    if isinstance(inputs, pd.DataFrame):
-        return inputs
-    if isinstance(inputs, np.ndarray):
-        array = inputs.reshape(len(inputs), -1) if inputs.ndim != 2 else inputs
-        return pd.DataFrame(array, columns=[str(i) for i in range(array.shape[1])])
-    return pd.DataFrame(inputs)  # dict of columns or list of records
-
-
-def _as_list(truth: Any) -> list[Any]:
-    if isinstance(truth, np.ndarray | pd.Series):
-        truth = np.asarray(truth).tolist()  # a 0-d array gives a plain scalar
-    return list(truth) if isinstance(truth, list | tuple) else [truth]
-
-
 # -- reading ----------------------------------------------------------------------------------
-
-
-def concat_tables(tables: Sequence[pa.Table]) -> pa.Table:
-    """Tables with different columns as one (missing -> null, int+float -> float);
-    a column whose types cannot be reconciled (int in one, text in another) becomes text."""
-    if len(tables) == 1:
-        return tables[0]
-    try:
-        return pa.concat_tables(tables, promote_options="permissive")
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-        pass
-    kinds: dict[str, set[pa.DataType]] = defaultdict(set)
-    for field in (f for t in tables for f in t.schema if not pa.types.is_null(f.type)):
-        kinds[field.name].add(field.type)
-    conflicts = {name for name, types in kinds.items() if len(types) > 1}
-    fixed = []
-    for table in tables:
-        for name in conflicts & set(table.column_names):
-            i = table.column_names.index(name)
-            text = [None if v is None else str(v) for v in table.column(i).to_pylist()]
-            table = table.set_column(i, name, pa.array(text, pa.string()))
-        fixed.append(table)
-    return pa.concat_tables(fixed, promote_options="permissive")
 
 
 def _read(
@@ -420,8 +368,8 @@ def _read(
     fs, root = fsspec.core.url_to_fs(root_uri.rstrip("/"))
     files = sorted(fs.glob(f"{root}/{folder}/date=*/part-*.parquet"))
     # Skip whole days outside the window by their partition name.
-    first = _day(since_ms) if since_ms is not None else ""
-    last = _day(until_ms) if until_ms is not None else "~"  # "~" sorts after any date
+    first = day_of(since_ms) if since_ms is not None else ""
+    last = day_of(until_ms) if until_ms is not None else "~"  # "~" sorts after any date
     tables = []
     for path in files:
         if not first <= path.rsplit("/date=", 1)[-1].split("/", 1)[0] <= last:
