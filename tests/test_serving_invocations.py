@@ -374,3 +374,39 @@ def test_cli_refuses_public_hosts_and_bad_uris(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, [*store, "serve", str(tmp_path / "missing")])
     assert result.exit_code == 1
     assert "does not exist" in result.output
+
+
+@pytest.mark.parametrize(
+    "split",
+    [
+        {"columns": ["a", "b"], "data": [[1.5, 2.0], [3.25, -4.0]]},
+        {"columns": ["a", "b"], "data": [[1, 2], [3, -4]]},
+        {"columns": ["a", "b"], "data": [[1, 2.5], [3, 4.0]]},  # int and float columns
+        {"columns": ["a", "b"], "data": [[True, 1.0]]},
+        {"columns": ["a", "b"], "data": [["x", 1.0]]},
+        {"columns": ["a", "b"], "data": [[None, 1.0], [2.0, 3.0]]},
+        {"data": [[1.0, 2.0]]},
+        {"columns": ["a", "b"], "data": [[1.0, 2.0]], "index": [7]},
+        {"columns": ["a"], "data": [[2**63 + 1]]},
+    ],
+)
+def test_dataframe_split_frames_equal_pandas_own_construction(split: dict[str, Any]) -> None:
+    import orjson
+
+    from modelloop.serving.invocations import parse_invocation
+
+    body = orjson.dumps({"dataframe_split": split})
+    parsed = parse_invocation(body, "application/json")
+    expected = pd.DataFrame(
+        data=split["data"], columns=split.get("columns"), index=split.get("index")
+    )
+    pd.testing.assert_frame_equal(parsed, expected)
+
+
+def test_ragged_dataframe_split_is_still_a_named_400() -> None:
+    from modelloop.serving.invocations import InvocationError, parse_invocation
+
+    with pytest.raises(InvocationError, match="dataframe_split"):
+        parse_invocation(
+            b'{"dataframe_split": {"columns": ["a", "b"], "data": [[1.0], [2.0, 3.0]]}}', None
+        )

@@ -148,7 +148,36 @@ def _split_frame(value: Any) -> pd.DataFrame:
             "Dataframe split format must have 'data' field and optionally 'columns' "
             f"and 'index' fields. Got {sorted(keys)}."
         )
-    return pd.DataFrame(data=value["data"], columns=value.get("columns"), index=value.get("index"))
+    data, columns, index = value["data"], value.get("columns"), value.get("index")
+    matrix = _uniform_matrix(data, columns)
+    if matrix is not None:
+        return pd.DataFrame(matrix, columns=columns, index=index)
+    return pd.DataFrame(data=data, columns=columns, index=index)
+
+
+def _uniform_matrix(data: Any, columns: Any) -> np.ndarray[Any, Any] | None:
+    """``data`` as one float64 (or int64) matrix when every value is a JSON float (or
+    every one an integer): then each column gets the dtype pandas would infer, and
+    building the frame from a matrix is ~6x cheaper than from lists of rows (the bulk
+    of a one-row request's parsing). None when the data is anything else."""
+    if not isinstance(data, list) or not data or not isinstance(data[0], list):
+        return None
+    width = len(data[0])
+    if width == 0 or (
+        columns is not None and (not isinstance(columns, list) or len(columns) != width)
+    ):
+        return None
+    kinds = {type(x) for row in data if isinstance(row, list) and len(row) == width for x in row}
+    if sum(len(row) for row in data if isinstance(row, list)) != width * len(data):
+        return None  # ragged or not all rows: let pandas explain
+    if kinds == {float}:
+        return np.array(data, dtype=np.float64)
+    if kinds == {int}:
+        try:
+            return np.array(data, dtype=np.int64)
+        except OverflowError:
+            return None
+    return None
 
 
 def _tensor_input(key: str, value: Any) -> Any:
