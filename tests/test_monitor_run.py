@@ -596,3 +596,27 @@ def test_update_monitor_changes_rules_and_settings_for_the_next_run(
     assert done.exit_code == 0, done.output
     config = client.get_monitor("m").config
     assert config["rules"] == [] and config["grace_seconds"] == 5
+
+
+def test_a_webhook_named_by_an_environment_variable_is_never_stored(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    receiver = _Receiver(failures=0)
+    try:
+        client.create_monitor(
+            "m", "churn", "churn-ref", target="y", rules=["drifted[x1] >= 1"],
+            webhook="env:CHURN_HOOK",
+        )  # fmt: skip
+        assert client.get_monitor("m").config["webhook"] == "env:CHURN_HOOK"
+        _log_hours(client, [(0, 3.0)])
+        monkeypatch.delenv("CHURN_HOOK", raising=False)
+        run = client.run_monitor("m", now_ms=LATER)
+        assert run.windows[0].fired and run.delivered == 0
+        assert any("CHURN_HOOK" in note for note in run.notes)
+        monkeypatch.setenv("CHURN_HOOK", receiver.url)
+        assert client.run_monitor("m", now_ms=LATER).delivered == 1
+        assert receiver.bodies[0]["state"] == "firing"
+    finally:
+        receiver.close()
+    with pytest.raises(InvalidArgument, match="env:VARIABLE"):
+        client.create_monitor("bad", "churn", "churn-ref", webhook="env:1bad")

@@ -49,7 +49,9 @@ def _describe(m: Monitor) -> None:
             markup=False,
         )
     if config.get("webhook"):
-        console.print(f"webhook {redacted_url(config['webhook'])}", markup=False)
+        hook = config["webhook"]
+        shown = hook if hook.startswith("env:") else redacted_url(hook)
+        console.print(f"webhook {shown}", markup=False)
     if config.get("rules"):
         table = Table("rule", "severity", "expression")
         for rule in config["rules"]:

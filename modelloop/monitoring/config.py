@@ -13,7 +13,7 @@ from modelloop.errors import InvalidArgument
 from modelloop.monitoring.column_types import validate_column_type
 from modelloop.monitoring.stattests import get_stattest
 
-__all__ = ["MonitorConfig", "WindowSpec", "parse_window"]
+__all__ = ["MonitorConfig", "WindowSpec", "check_webhook", "parse_window", "resolve_webhook"]
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
@@ -93,13 +93,34 @@ def _str_map(value: Any, what: str) -> dict[str, Any]:
     return dict(value)
 
 
+_ENV_REF = re.compile(r"^env:([A-Za-z_][A-Za-z0-9_]*)$")
+
+
 def check_webhook(url: Any) -> str:
-    """An http(s) URL with a host (the text is stored; never logged whole)."""
+    """An http(s) URL with a host, or ``env:NAME``: the URL is then read from the
+    environment variable NAME of the process that delivers, so a secret URL is never
+    stored (anyone who can read the monitor can read a stored one)."""
     if not isinstance(url, str):
-        raise InvalidArgument("webhook must be an http(s) URL")
+        raise InvalidArgument("webhook must be an http(s) URL or env:VARIABLE")
+    if _ENV_REF.match(url):
+        return url
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidArgument("webhook must be an http(s) URL with a host")
+        raise InvalidArgument("webhook must be an http(s) URL with a host, or env:VARIABLE")
+    return url
+
+
+def resolve_webhook(value: str, environ: Mapping[str, str]) -> str:
+    """The URL a stored webhook names (``env:NAME`` looked up in ``environ``)."""
+    match = _ENV_REF.match(value)
+    if match is None:
+        return value
+    url = environ.get(match.group(1))
+    if not url:
+        raise InvalidArgument(
+            f"the monitor's webhook is read from ${match.group(1)}, which is not set here"
+        )
+    check_webhook(url)
     return url
 
 

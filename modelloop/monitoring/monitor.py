@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -23,8 +24,9 @@ import numpy as np
 import pandas as pd
 
 from modelloop.entities import AlertEvent, AlertUpdate, Monitor, NewAlert, WindowRecord
+from modelloop.errors import InvalidArgument
 from modelloop.monitoring.alerting import OpenAlert, event_payload, transition
-from modelloop.monitoring.config import MonitorConfig
+from modelloop.monitoring.config import MonitorConfig, resolve_webhook
 from modelloop.monitoring.drift import dataset_drift
 from modelloop.monitoring.performance import realised_performance
 from modelloop.monitoring.profile import ReferenceProfile
@@ -108,8 +110,6 @@ class _Scorer:
         self.reference = client.load_dataset(monitor.reference)
         target = config.target
         if target is not None and target not in self.reference.columns:
-            from modelloop.errors import InvalidArgument
-
             raise InvalidArgument(
                 f"target column {target!r} is not in reference dataset {monitor.reference!r}"
             )
@@ -455,8 +455,12 @@ def run_monitor(
         if progress is not None:
             progress(result)
     labelled = _label_pass(client, monitor, config, rules, reader, root, now)
-    delivered, failed = deliver_pending(client, name, config, notifier)
     notes = [] if scorer is None else scorer.notes
+    try:
+        delivered, failed = deliver_pending(client, name, config, notifier)
+    except InvalidArgument as exc:  # e.g. the webhook's environment variable is unset
+        delivered, failed = 0, 0
+        notes.append(f"alert events not delivered (they stay pending): {exc.message}")
     return MonitorRun(name, results, delivered, failed, notes, labelled)
 
 
@@ -549,7 +553,8 @@ def deliver_pending(
     pending: list[AlertEvent] = backend.list_alert_events(monitor=name, delivery="pending")
     if not pending:
         return 0, 0
-    sender = notifier or WebhookNotifier(config.webhook)
+    # The process that delivers is the edge that owns its environment.
+    sender = notifier or WebhookNotifier(resolve_webhook(config.webhook, os.environ))
     delivered = failed = 0
     for event in pending:
         outcome = sender.deliver(event.payload)
