@@ -3,6 +3,14 @@ by the same stock ``mlflow`` client with the same workload.
 
     python benchmarks/mlflow_server.py           # 200 runs (the workload)
     python benchmarks/mlflow_server.py --quick   # 40 runs
+    python benchmarks/mlflow_server.py --phase logging --repeat 3
+
+``--phase logging`` stops each client after the logging phase, ``--phase search``
+after the searches (the same 200 runs are logged first either way). ``--repeat N``
+runs each side N times, alternating MLflow and modelloop (each time a fresh server in
+an empty folder), and reports each side's median with its range, and the ratio of
+the medians with the range of the ratios of the pairs run back to back: other jobs
+on the machine move single numbers a lot.
 
 Workload (``_mlflow_server_client.py``, run from ``benchmarks/.venv-mlflow``): 200 runs,
 each one ``log_batch`` of 10 params and 101 metric points, then ``search_runs`` with a
@@ -23,10 +31,12 @@ import json
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -95,9 +105,11 @@ class Server:
         self.log.close()
 
 
-def _client(mlflow_python: str, url: str, out: Path, runs: int) -> dict[str, Any]:
+def _client(
+    mlflow_python: str, url: str, out: Path, runs: int, phase: str = "all"
+) -> dict[str, Any]:
     env = _clean_env(MLFLOW_TRACKING_URI=url, MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true")
-    cmd = [mlflow_python, str(CLIENT), "--out", str(out), "--runs", str(runs)]
+    cmd = [mlflow_python, str(CLIENT), "--out", str(out), "--runs", str(runs), "--phase", phase]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False,
                           cwd=out.parent)  # fmt: skip
     if proc.returncode != 0:
@@ -107,71 +119,109 @@ def _client(mlflow_python: str, url: str, out: Path, runs: int) -> dict[str, Any
     return result
 
 
+def _mlflow_side(mlflow_python: str, work: Path, runs: int, phase: str) -> dict[str, Any]:
+    say(f"mlflow server (defaults, SQLite) with {runs} runs ...")
+    work.mkdir()
+    server = Server(
+        [mlflow_python, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", "{port}"],
+        work, "/health", work / "server.log",
+    )  # fmt: skip
+    try:
+        return _client(mlflow_python, server.url, work / "client.json", runs, phase)
+    finally:
+        server.stop()
+
+
+def _modelloop_side(
+    mlflow_python: str, work: Path, runs: int, phase: str
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    say(f"modelloop server (SQLite) with {runs} runs ...")
+    work.mkdir()
+    modelloop_cli = str(Path(sys.executable).with_name("modelloop"))
+    server = Server(
+        [modelloop_cli, "server", "--host", "127.0.0.1", "--port", "{port}",
+         "--db", str(work / "store")],
+        REPO_ROOT, "/health", work / "server.log",
+    )  # fmt: skip
+    try:
+        result = _client(mlflow_python, server.url, work / "client.json", runs, phase)
+        if phase != "all":
+            return result, None
+        say("HttpBackend: 100,000 metric points ...")
+        http = subprocess.run(
+            [sys.executable, "-c", HTTP_POINTS_CODE, server.url],
+            capture_output=True, text=True, check=True, cwd=REPO_ROOT,
+            env=_clean_env(),
+        )  # fmt: skip
+        points: dict[str, Any] = json.loads(http.stdout.strip().splitlines()[-1])
+        return result, points
+    finally:
+        server.stop()
+
+
+#: (label, how to read the number from a client's result, target key)
+_ROWS: list[tuple[str, Callable[[dict[str, Any]], float], str]] = [
+    ("logging phase (s)", lambda r: float(r["logging_s"]), "logging"),
+    ("search_runs (ms)", lambda r: float(r["search"]["median_ms"]), "search"),
+    ("get_metric_history (ms)", lambda r: float(r["history"]["median_ms"]), ""),
+    ("8 MiB upload (ms)", lambda r: float(r["upload_8mib"]["median_ms"]), ""),
+    ("8 MiB download (ms)", lambda r: float(r["download_8mib"]["median_ms"]), "download"),
+]
+
+
+def _report(mlflow: list[dict[str, Any]], modelloop: list[dict[str, Any]]) -> None:
+    many = len(mlflow) > 1
+    say(f"\n{'':26}{'MLflow':>12}{'modelloop':>12}{'ratio':>9}{'target':>9}")
+    for label, read, target in _ROWS:
+        try:
+            a = [read(r) for r in mlflow]
+            b = [read(r) for r in modelloop]
+        except KeyError:  # a phase that stopped before this measurement
+            continue
+        ma, mb = statistics.median(a), statistics.median(b)
+        goal = f"{TARGETS[target]:.0f}x" if target else ""
+        say(f"{label:26}{ma:>12.1f}{mb:>12.1f}{ma / mb:>8.1f}x{goal:>9}")
+        if many:
+            pairs = [x / y for x, y in zip(a, b, strict=True)]
+            say(
+                f"{'  range':26}{min(a):>5.1f}-{max(a):<6.1f}{min(b):>5.1f}-{max(b):<6.1f}"
+                f"  pairs {min(pairs):.1f}x-{max(pairs):.1f}x"
+            )
+    if "search_hits" in mlflow[0]:
+        hits = f"search hits: MLflow {mlflow[0]['search_hits']}, modelloop "
+        hits += str(modelloop[0]["search_hits"])
+        if "history_points" in mlflow[0]:
+            hits += f"; history points: {mlflow[0]['history_points']} / "
+            hits += str(modelloop[0]["history_points"])
+        say(hits)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--phase", choices=("all", "logging", "search"), default="all")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each side, alternating")
     args = parser.parse_args()
     runs = 40 if args.quick else 200
     mlflow_python = str(ensure_mlflow_venv())
-    modelloop_cli = str(Path(sys.executable).with_name("modelloop"))
-
+    mlflow: list[dict[str, Any]] = []
+    modelloop: list[dict[str, Any]] = []
+    points: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="modelloop-bench-server-") as tmp:
         work = Path(tmp)
-        (work / "mlflow").mkdir()
-        (work / "modelloop").mkdir()
-        results: dict[str, dict[str, Any]] = {}
-        say(f"mlflow server (defaults, SQLite) with {runs} runs ...")
-        server = Server(
-            [mlflow_python, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", "{port}"],
-            work / "mlflow", "/health", work / "mlflow.log",
-        )  # fmt: skip
-        try:
-            results["mlflow"] = _client(mlflow_python, server.url, work / "mlflow.json", runs)
-        finally:
-            server.stop()
-        say(f"modelloop server (SQLite) with {runs} runs ...")
-        server = Server(
-            [modelloop_cli, "server", "--host", "127.0.0.1", "--port", "{port}",
-             "--db", str(work / "modelloop" / "store")],
-            REPO_ROOT, "/health", work / "modelloop.log",
-        )  # fmt: skip
-        try:
-            results["modelloop"] = _client(mlflow_python, server.url, work / "ml.json", runs)
-            say("HttpBackend: 100,000 metric points ...")
-            http = subprocess.run(
-                [sys.executable, "-c", HTTP_POINTS_CODE, server.url],
-                capture_output=True, text=True, check=True, cwd=REPO_ROOT,
-                env=_clean_env(),
-            )  # fmt: skip
-            points = json.loads(http.stdout.strip().splitlines()[-1])
-        finally:
-            server.stop()
-
-    mf, ml = results["mlflow"], results["modelloop"]
-    rows = [
-        ("logging phase (s)", mf["logging_s"], ml["logging_s"], "logging"),
-        ("search_runs (ms)", mf["search"]["median_ms"], ml["search"]["median_ms"], "search"),
-        ("get_metric_history (ms)", mf["history"]["median_ms"], ml["history"]["median_ms"], ""),
-        ("8 MiB upload (ms)", mf["upload_8mib"]["median_ms"], ml["upload_8mib"]["median_ms"], ""),
-        (
-            "8 MiB download (ms)",
-            mf["download_8mib"]["median_ms"],
-            ml["download_8mib"]["median_ms"],
-            "download",
-        ),
-    ]
-    say(f"\n{'':26}{'MLflow':>12}{'modelloop':>12}{'ratio':>9}{'target':>9}")
-    for label, a, b, target in rows:
-        goal = f"{TARGETS[target]:.0f}x" if target else ""
-        say(f"{label:26}{a:>12.1f}{b:>12.1f}{a / b:>8.1f}x{goal:>9}")
-    say(
-        f"search hits: MLflow {mf['search_hits']}, modelloop {ml['search_hits']}; history "
-        f"points: {mf['history_points']} / {ml['history_points']}"
-    )
-    say(
-        f"HttpBackend: 100,000 points committed in {points['seconds']:.2f} s "
-        f"({100_000 / points['seconds']:,.0f} points/s; {points['stored']:,} stored; target < 2 s)"
-    )
+        for i in range(max(1, args.repeat)):
+            mlflow.append(_mlflow_side(mlflow_python, work / f"mlflow-{i}", runs, args.phase))
+            result, sent = _modelloop_side(mlflow_python, work / f"modelloop-{i}", runs, args.phase)
+            modelloop.append(result)
+            if sent is not None:
+                points.append(sent)
+    _report(mlflow, modelloop)
+    for sent in points:
+        say(
+            f"HttpBackend: 100,000 points committed in {sent['seconds']:.2f} s "
+            f"({100_000 / sent['seconds']:,.0f} points/s; {sent['stored']:,} stored; "
+            "target < 2 s)"
+        )
     os.environ.pop("MLFLOW_TRACKING_URI", None)
 
 

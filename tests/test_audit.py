@@ -279,7 +279,7 @@ def test_server_allows_a_public_host_once_a_user_exists(
 
     served: list[str] = []
     monkeypatch.setattr(
-        server_cli, "_serve", lambda settings, host, port, workers: served.append(host)
+        server_cli, "_serve", lambda settings, host, port, workers, log: served.append(host)
     )
     folder = tmp_path / "s"
     refused = invoke(folder, "server", "--host", "0.0.0.0", "--db", str(folder))

@@ -388,3 +388,159 @@ def test_a_server_over_a_remote_backend_answers_501(
         r = httpx.get(f"{url}/api/2.0/mlflow/experiments/search")
     remote.close()
     _error(r, 501, "NOT_IMPLEMENTED")
+
+
+# the lean path (modelloop.server.mlflow.lean) answers as the FastAPI routes do ---------
+
+_LEAN_RUN = "{run}"  # replaced by the test's run id
+
+
+def _lean_cases() -> list[tuple[str, str, Any]]:
+    """(method, path, body) of requests to the lean calls: well-formed ones, and every
+    kind of malformed one the fast checks hand over to the message models."""
+    metric = {"key": "m", "value": 0.5, "timestamp": 7, "step": 1}
+    cases: list[tuple[str, str, Any]] = [
+        ("POST", "runs/create", {}),
+        ("POST", "runs/create", {"experiment_id": 5}),
+        ("POST", "runs/create", {"experiment_id": "0", "start_time": "123"}),
+        ("POST", "runs/create", {"experiment_id": "0", "start_time": 1.5}),
+        ("POST", "runs/create", {"experiment_id": "0", "start_time": 2**63}),
+        ("POST", "runs/create", {"experiment_id": "0", "tags": [{"key": 1}]}),
+        ("POST", "runs/create", {"experiment_id": "0", "tags": None}),
+        ("POST", "runs/create", {"experiment_id": "0", "other": {"a\x00": 1}}),
+        ("POST", "runs/create", {"experiment_id": "0", "run_name": "a\x00"}),
+        ("POST", "runs/create", {"experiment_id": "424242"}),
+        (
+            "POST",
+            "runs/create",
+            {
+                "experiment_id": "0",
+                "run_name": "x",
+                "tags": [{"key": "mlflow.runName", "value": "y"}],
+            },
+        ),
+        ("POST", "runs/create", [1, 2]),
+        ("POST", "runs/create", "not json {"),
+        ("POST", "runs/log-batch", {"run_id": _LEAN_RUN, "metrics": [metric]}),
+        ("POST", "runs/log-batch", {"run_id": _LEAN_RUN, "metrics": [{**metric, "value": 3}]}),
+        ("POST", "runs/log-batch", {"run_id": _LEAN_RUN, "metrics": [{**metric, "value": "NaN"}]}),
+        ("POST", "runs/log-batch", {"run_id": _LEAN_RUN, "metrics": [{**metric, "value": True}]}),
+        ("POST", "runs/log-batch", {"run_id": _LEAN_RUN, "metrics": [{**metric, "step": 1.0}]}),
+        ("POST", "runs/log-batch", {"run_id": _LEAN_RUN, "metrics": [{**metric, "step": "x"}]}),
+        ("POST", "runs/log-batch", {"run_id": _LEAN_RUN, "metrics": [{**metric, "key": ""}]}),
+        ("POST", "runs/log-batch", {"run_id": _LEAN_RUN, "metrics": [{"key": "m", "value": 1}]}),
+        ("POST", "runs/log-batch", {"run_id": _LEAN_RUN, "metrics": [{**metric, "x": 1}]}),
+        ("POST", "runs/log-batch", {"run_id": _LEAN_RUN, "metrics": [metric] * 1001}),
+        ("POST", "runs/log-batch", {"run_id": _LEAN_RUN, "metrics": {"key": "m"}}),
+        ("POST", "runs/log-batch", {"run_id": _LEAN_RUN, "params": [{"key": "p", "value": 5}]}),
+        (
+            "POST",
+            "runs/log-batch",
+            {"run_id": _LEAN_RUN, "params": [{"key": "p", "value": "a"}, {"key": "p"}]},
+        ),
+        ("POST", "runs/log-batch", {"run_id": _LEAN_RUN, "params": [{"key": "q", "value": "a"}]}),
+        ("POST", "runs/log-batch", {"run_id": _LEAN_RUN, "params": [{"key": "q", "value": "b"}]}),
+        ("POST", "runs/log-batch", {"run_id": _LEAN_RUN, "tags": [{"key": "t", "value": None}]}),
+        ("POST", "runs/log-batch", {"run_id": _LEAN_RUN, "tags": [{"key": "t\x00"}]}),
+        ("POST", "runs/log-batch", {"metrics": [metric]}),
+        ("POST", "runs/log-batch", {"run_id": _LEAN_RUN, "run_uuid": MISSING_RUN}),
+        ("POST", "runs/log-batch", {"run_id": MISSING_RUN, "metrics": [metric]}),
+        ("POST", "runs/log-batch", {"run_id": "nope", "metrics": [metric]}),
+        ("POST", "runs/update", {"run_id": _LEAN_RUN, "status": 3, "end_time": 99}),
+        ("POST", "runs/update", {"run_id": _LEAN_RUN, "status": "RUNNING", "end_time": "98"}),
+        ("POST", "runs/update", {"run_id": _LEAN_RUN, "status": "BOGUS"}),
+        ("POST", "runs/update", {"run_id": _LEAN_RUN, "status": True}),
+        ("POST", "runs/update", {"run_id": _LEAN_RUN, "status": 17}),
+        ("POST", "runs/update", {"run_id": _LEAN_RUN, "run_name": 5}),
+        ("POST", "runs/update", {"run_id": _LEAN_RUN, "run_name": "renamed"}),
+        ("POST", "runs/update", {"run_uuid": MISSING_RUN}),
+        ("POST", "runs/search", {"experiment_ids": ["0"]}),
+        ("POST", "runs/search", {"experiment_ids": ["0"], "run_view_type": 3}),
+        ("POST", "runs/search", {"experiment_ids": ["0"], "run_view_type": "ALL"}),
+        ("POST", "runs/search", {"experiment_ids": ["0"], "run_view_type": "2"}),
+        ("POST", "runs/search", {"experiment_ids": ["0"], "run_view_type": "bogus"}),
+        ("POST", "runs/search", {"experiment_ids": ["0"], "max_results": "1"}),
+        ("POST", "runs/search", {"experiment_ids": ["0"], "max_results": 0}),
+        ("POST", "runs/search", {"experiment_ids": "0"}),
+        ("POST", "runs/search", {"experiment_ids": ["0"], "order_by": [1]}),
+        ("POST", "runs/search", {"experiment_ids": ["0"], "filter": 5}),
+        ("POST", "runs/search", {"experiment_ids": ["0"], "filter": "metrics.m >"}),
+        ("POST", "runs/search", {"experiment_ids": ["0"], "page_token": "xx"}),
+        (
+            "POST",
+            "runs/search",
+            {
+                "experiment_ids": ["0"],
+                "filter": "metrics.m > 0.1 and params.q = 'a'",
+                "order_by": ["metrics.m DESC"],
+                "max_results": 1,
+            },
+        ),
+        ("GET", f"runs/get?run_id={_LEAN_RUN}", None),
+        ("GET", f"runs/get?run_uuid={_LEAN_RUN}&run_id={_LEAN_RUN}", None),
+        ("GET", "runs/get?run_id=%00", None),
+        ("GET", f"runs/get?run_id={MISSING_RUN}", None),
+        ("GET", "runs/get", None),
+    ]
+    return cases
+
+
+def _normalized(body: Any) -> Any:
+    """A created run's answer without what differs between two creations."""
+    info = body.get("run", {}).get("info") if isinstance(body, dict) else None
+    if info is not None:
+        for field in ("run_id", "run_uuid", "artifact_uri", "start_time", "run_name"):
+            info[field] = type(info[field]).__name__
+        for tag in body["run"].get("data", {}).get("tags", []):
+            if tag["key"] == "mlflow.runName":
+                tag["value"] = "name"
+    return body
+
+
+def test_the_lean_path_answers_as_the_routes_do(
+    live_server: LiveServer, folder_store: Settings
+) -> None:
+    from modelloop.backends.factory import open_backend
+    from modelloop.server.mlflow.lean import LEAN_PATHS, LeanRoute
+
+    backend = open_backend(folder_store)
+    lean_app = create_app(folder_store, backend)
+    plain_app = create_app(folder_store, backend)
+    lean = [r for r in plain_app.router.routes if isinstance(r, LeanRoute)]
+    assert len(lean) == 1  # installed first in line, and removed here to compare
+    assert plain_app.router.routes[0] is lean[0]
+    plain_app.router.routes.remove(lean[0])
+    try:
+        with (
+            live_server.mount(lean_app) as lean_url,
+            live_server.mount(plain_app) as plain_url,
+            httpx.Client() as http,
+        ):
+            made = http.post(f"{plain_url}/api/2.0/mlflow/runs/create", json={"run_name": "r"})
+            run = made.json()["run"]["info"]["run_id"]
+            cases = _lean_cases()
+            served = {(m, "/api/2.0/mlflow/" + p.split("?")[0]) for m, p, _ in cases}
+            assert served == {(m, p) for m, p in LEAN_PATHS if p.startswith("/api/")}
+            for method, path, body in cases:
+                path = path.replace(_LEAN_RUN, run)
+                if isinstance(body, dict):
+                    body = {k: (run if v == _LEAN_RUN else v) for k, v in body.items()}
+                content = body if isinstance(body, str) else json.dumps(body)
+                answers = []
+                for url in (lean_url, plain_url):
+                    r = http.request(
+                        method,
+                        f"{url}/api/2.0/mlflow/{path}",
+                        content=None if body is None else content,
+                        headers={"Content-Type": "application/json"},
+                    )
+                    assert r.headers["content-type"] == "application/json"
+                    answers.append((r.status_code, _normalized(r.json())))
+                assert answers[0] == answers[1], (method, path, body)
+                assert answers[0][0] < 500, (method, path, body, answers[0])
+            # The ajax-api twins are served on the lean path too.
+            r = http.get(f"{lean_url}/ajax-api/2.0/mlflow/runs/get", params={"run_id": run})
+            assert r.status_code == 200
+            assert r.json()["run"]["info"]["run_id"] == run
+    finally:
+        backend.close()

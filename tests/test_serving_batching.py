@@ -142,3 +142,29 @@ def test_batching_off_predicts_each_request_alone(store: Client) -> None:
     assert batcher.largest_batch == 1
     assert batcher.batches == 40
     assert meta["batching"] is False
+
+
+def test_the_threads_that_call_the_model_cap_their_own_openmp_pool() -> None:
+    # OpenMP's thread count is per thread: a cap set in the main thread does not
+    # reach the batcher thread that calls predict.
+    from threadpoolctl import threadpool_info
+
+    from modelloop.serving.batching import limit_native_threads
+
+    seen: dict[str, list[int]] = {}
+
+    def probe(name: str, limit: int) -> None:
+        limit_native_threads(limit)
+        seen[name] = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "openmp"]
+
+    import threading
+
+    import sklearn.ensemble  # noqa: F401  (loads the OpenMP runtime)
+
+    for name, limit in (("capped", 1), ("default", 0)):
+        worker = threading.Thread(target=probe, args=(name, limit))
+        worker.start()
+        worker.join()
+    if not seen["default"]:
+        pytest.skip("no OpenMP runtime loaded")
+    assert set(seen["capped"]) == {1}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -398,3 +399,44 @@ def test_nul_characters_are_refused_on_every_store(client: Client) -> None:
         client.log_param(run.run_id, "p", "x\x00y")
     with pytest.raises(InvalidArgument, match="NUL"):
         client.set_tag(run.run_id, "t", "x\x00y")
+
+
+def test_the_mlflow_api_reads_agree_with_the_plain_ones(store_settings: modelloop.Settings) -> None:
+    """The one-read variants the MLflow API uses (run and latest points together, the
+    run as created, the run info after an update) give what the plain calls give."""
+    from modelloop.backends import LocalBackend
+    from modelloop.backends.factory import open_backend
+
+    backend = open_backend(store_settings)
+    assert isinstance(backend, LocalBackend)
+    try:
+        eid = backend.create_experiment("agree")
+        made = backend.create_run(eid, name="r", tags={"z": "1", "a": "2"}, user="u")
+        assert made == backend.get_run(made.run_id)
+        assert list(made.tags) == ["a", "z"]
+        points = [Metric("m", 0.5, 10, 2), Metric("m", 0.7, 5, 1), Metric("n", math.nan, 1, 0)]
+        backend.log_batch(made.run_id, points, [modelloop.entities.Param("p", "x")])
+        run, latest = backend.get_run_with_latest(made.run_id)
+        assert run == backend.get_run(made.run_id)
+        assert [(m.key, m.step, m.timestamp) for m in latest] == [("m", 2, 10), ("n", 0, 1)]
+        assert latest[0].value == 0.5
+        assert math.isnan(latest[1].value)
+        assert latest == backend.latest_metrics([made.run_id])[made.run_id]
+        page, by_run = backend.search_runs_with_latest([eid], "params.p = 'x'")
+        assert list(page) == list(backend.search_runs([eid], "params.p = 'x'"))
+        assert by_run[made.run_id] == latest
+        info = backend.update_run_info(made.run_id, RunStatus.FINISHED, end_time=99)
+        full = backend.get_run(made.run_id)
+        assert (info.status, info.end_time, info.name) == (RunStatus.FINISHED, 99, "r")
+        assert info == dataclasses.replace(full, params={}, metrics={}, tags={}, inputs=())
+        missing = "0123456789abcdef0123456789abcdef"
+        with pytest.raises(NotFound, match=f"run '{missing}' does not exist"):
+            backend.update_run(missing, RunStatus.FAILED)
+        with pytest.raises(NotFound, match=f"run '{missing}' does not exist"):
+            backend.update_run(missing)
+        with pytest.raises(NotFound, match=f"run '{missing}' does not exist"):
+            backend.get_run_with_latest(missing)
+        with pytest.raises(InvalidArgument, match="invalid run id"):
+            backend.update_run("nope", RunStatus.FAILED)
+    finally:
+        backend.close()

@@ -25,7 +25,7 @@ from modelloop.entities import (
     RunStatus,
     ViewType,
 )
-from modelloop.errors import Conflict, InvalidArgument
+from modelloop.errors import Conflict, InvalidArgument, NotFound
 from modelloop.store import experiments, run_data, runs
 from modelloop.store._util import now_ms
 from modelloop.store.search import search_run_ids
@@ -139,30 +139,56 @@ class LocalBackend(
         owner = v.check_name(user, "user", v.MAX_USER_LENGTH) if user else current_user()
 
         def create(conn: Connection) -> Run:
-            exp = experiments.get(conn, eid)
-            if exp.lifecycle_stage is not LifecycleStage.ACTIVE:
-                raise InvalidArgument(f"experiment {exp.name!r} is deleted; restore it first")
+            exp_name, stage = experiments.name_and_stage(conn, eid)
+            if stage is not LifecycleStage.ACTIVE:
+                raise InvalidArgument(f"experiment {exp_name!r} is deleted; restore it first")
             if parent_run_id is not None:
                 parent = runs.get_row(conn, parent_run_id)
                 if parent["experiment_id"] != eid:
                     raise InvalidArgument("a nested run must be in its parent's experiment")
+            run_name_stored = run_name or _default_run_name()
             runs.insert(
                 conn,
                 run_id=run_id,
                 experiment_id=eid,
-                name=run_name or _default_run_name(),
+                name=run_name_stored,
                 user=owner,
                 start_time=start,
                 parent_run_id=parent_run_id,
             )
             run_data.set_tags(conn, run_id, clean_tags)
-            return runs.get(conn, run_id)
+            # Built from what was inserted (as get_run would read it back, tags in key
+            # order) rather than re-read: a new run has no params, metrics or inputs.
+            return Run(
+                run_id=run_id,
+                experiment_id=str(eid),
+                name=run_name_stored,
+                status=RunStatus.RUNNING,
+                start_time=start,
+                end_time=None,
+                lifecycle_stage=LifecycleStage.ACTIVE,
+                user=owner,
+                parent_run_id=parent_run_id,
+                tags=dict(sorted(clean_tags.items())),
+            )
 
         return self._write(create, "run.create", "run", run_id, {"experiment_id": str(eid)})
 
     def get_run(self, run_id: str) -> Run:
         """A run with its params, latest metrics, tags and inputs."""
         return self._read(lambda c: runs.get(c, run_id))
+
+    def get_run_with_latest(self, run_id: str) -> tuple[Run, list[Metric]]:
+        """:meth:`get_run` and the run's :meth:`latest_metrics`, from one read."""
+
+        def read(conn: Connection) -> tuple[Run, list[Metric]]:
+            runs.check_run_id(run_id)
+            found, latest = runs.load_with_latest(conn, [run_id])
+            if not found:
+                raise NotFound(f"run {run_id!r} does not exist", run_id=run_id)
+            return found[0], latest[run_id]
+
+        return self._read(read)
 
     def update_run(
         self,
@@ -173,14 +199,31 @@ class LocalBackend(
         status_message: str | None = None,
     ) -> None:
         """Change a run's status, end time or name."""
+        self.update_run_info(run_id, status, end_time, name, status_message)
+
+    def update_run_info(
+        self,
+        run_id: str,
+        status: RunStatus | None = None,
+        end_time: int | None = None,
+        name: str | None = None,
+        status_message: str | None = None,
+    ) -> Run:
+        """:meth:`update_run`, returning the run's fields as committed (read in the same
+        transaction; its params, metrics, tags and inputs are not loaded)."""
         new_status = None if status is None else _status(status)
         end = None if end_time is None else v.check_int("end_time", end_time)
         new_name = None if name is None else v.check_name(name, "run name", v.MAX_RUN_NAME_LENGTH)
         message = None if status_message is None else str(status_message)[:8000]
-        self._write(
-            lambda c: runs.set_status(
-                c, run_id, status=new_status, end_time=end, name=new_name, status_message=message
-            ),
+
+        def write(conn: Connection) -> Run:
+            runs.set_status(
+                conn, run_id, status=new_status, end_time=end, name=new_name, status_message=message
+            )
+            return runs.info(conn, run_id)
+
+        return self._write(
+            write,
             "run.update",
             "run",
             run_id,
@@ -267,8 +310,23 @@ class LocalBackend(
         page_token: str | None = None,
     ) -> Page[Run]:
         """One page of runs matching an MLflow-syntax filter."""
+        return self.search_runs_with_latest(
+            experiment_ids, filter_string, view_type, max_results, order_by, page_token
+        )[0]
 
-        def read(conn: Connection) -> Page[Run]:
+    def search_runs_with_latest(
+        self,
+        experiment_ids: Sequence[str],
+        filter_string: str | None = None,
+        view_type: ViewType = ViewType.ACTIVE_ONLY,
+        max_results: int = 1000,
+        order_by: Sequence[str] | None = None,
+        page_token: str | None = None,
+    ) -> tuple[Page[Run], dict[str, list[Metric]]]:
+        """:meth:`search_runs` and the :meth:`latest_metrics` of the runs found, from
+        one read."""
+
+        def read(conn: Connection) -> tuple[Page[Run], dict[str, list[Metric]]]:
             ids, token = search_run_ids(
                 conn,
                 list(experiment_ids),
@@ -278,7 +336,8 @@ class LocalBackend(
                 order_by,
                 page_token,
             )
-            return Page(runs.load(conn, ids), token)
+            found, latest = runs.load_with_latest(conn, ids)
+            return Page(found, token), latest
 
         return self._read(read)
 

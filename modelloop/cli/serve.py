@@ -47,6 +47,9 @@ def serve(
     workers: Annotated[
         int, typer.Option(help="Worker processes (each loads every model).", min=1)
     ] = 1,
+    access_log: Annotated[
+        bool, typer.Option(help="Log one line per request (predictions are logged anyway).")
+    ] = False,
     max_batch_size: Annotated[
         int,
         typer.Option(
@@ -130,17 +133,32 @@ def serve(
             log_predictions=log_predictions,
             sample_rate=sample_rate,
         )
-        _run(state(ctx).settings(), config, host, port, workers)
+        _run(state(ctx).settings(), config, host, port, workers, access_log)
 
     run_command(go)
 
 
-def _run(settings: Settings, config: ServeConfig, host: str, port: int, workers: int) -> None:
+def _run(
+    settings: Settings,
+    config: ServeConfig,
+    host: str,
+    port: int,
+    workers: int,
+    access_log: bool = False,
+) -> None:
     import uvicorn
 
     from modelloop.serving.app import build_serving_app, tune_gc_for_serving
 
-    options = {"host": host, "port": port, "ws": "none", "log_level": "info"}
+    # One log line per request costs more than a small request itself; the audit log
+    # (server) and the prediction log (serve) keep what matters. --access-log adds it.
+    options = {
+        "host": host,
+        "port": port,
+        "ws": "none",
+        "log_level": "info",
+        "access_log": access_log,
+    }
     if workers == 1:
         # Models load here, so a bad URI is a clean error before anything listens.
         app = build_serving_app(settings, config)

@@ -51,6 +51,9 @@ def server(
             help="Allow a non-loopback --host although no user exists (no authentication).",
         ),
     ] = False,
+    access_log: Annotated[
+        bool, typer.Option(help="Log one line per request (writes are always audited).")
+    ] = False,
 ) -> None:
     """Run the tracking server: the REST API under /api/v1.
 
@@ -76,17 +79,27 @@ def server(
                 "run. Create a user first (modelloop users create NAME --role admin), "
                 "listen on 127.0.0.1, or pass --insecure on a trusted network."
             )
-        _serve(settings, host, port, workers)
+        _serve(settings, host, port, workers, access_log)
 
     run_command(go)
 
 
-def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
+def _serve(
+    settings: Settings, host: str, port: int, workers: int, access_log: bool = False
+) -> None:
     import uvicorn
 
     from modelloop.server.app import create_app
 
-    options = {"host": host, "port": port, "ws": "none", "log_level": "info"}
+    # One log line per request costs more than a small request itself; the audit log
+    # (server) and the prediction log (serve) keep what matters. --access-log adds it.
+    options = {
+        "host": host,
+        "port": port,
+        "ws": "none",
+        "log_level": "info",
+        "access_log": access_log,
+    }
     if workers == 1:
         # The store is opened here, so a missing or outdated database is a clean error.
         uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]

@@ -37,15 +37,36 @@ _log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class BatchSettings:
     """``max_batch_size``: most rows in one merged call (<= 1 turns batching off);
-    ``max_wait_ms``: how long the first request of a batch waits for company."""
+    ``max_wait_ms``: how long the first request of a batch waits for company;
+    ``native_threads``: the OpenMP/BLAS pool size of the threads that call the model
+    (0: the libraries' default)."""
 
     max_batch_size: int = 0
     max_wait_ms: float = 0.0
+    native_threads: int = 0
 
     @property
     def enabled(self) -> bool:
         """Whether requests are merged."""
         return self.max_batch_size > 1
+
+
+_limited = threading.local()
+
+
+def limit_native_threads(threads: int) -> None:
+    """Cap the OpenMP/BLAS pools of the calling thread to ``threads`` (0: leave them).
+
+    OpenMP keeps its thread count per calling thread: a limit set in the main thread
+    does not reach the batcher or executor threads that run ``predict``, where a
+    HistGradientBoosting model would otherwise spin two OpenMP threads per one-row
+    call (measured: 4.5 ms of CPU instead of 0.46 ms). Applied once per thread."""
+    if threads <= 0 or getattr(_limited, "threads", None) == threads:
+        return
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=threads)
+    _limited.threads = threads
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +172,7 @@ class Batcher:
     # -- worker ---------------------------------------------------------------------------
 
     def _predict_alone(self, data: Any, want_proba: bool) -> Prediction:
+        limit_native_threads(self.settings.native_threads)
         try:
             out = self.model.predict(data)
             proba = self.model.predict_proba(data) if want_proba else None
@@ -170,6 +192,7 @@ class Batcher:
                 _log.exception("the batch callback failed")
 
     def _work(self) -> None:
+        limit_native_threads(self.settings.native_threads)
         limit = self.settings.max_batch_size
         wait = self.settings.max_wait_ms / 1000.0
         carry: _Job | None = None

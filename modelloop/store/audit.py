@@ -51,6 +51,10 @@ def current_actor() -> str:
         return "unknown"
 
 
+# Built once: every write of every resource appends one row.
+_INSERT = insert(audit_log)
+
+
 def record(
     conn: Connection,
     action: str,
@@ -61,14 +65,15 @@ def record(
 ) -> None:
     """Append one row in the caller's transaction."""
     conn.execute(
-        insert(audit_log).values(
-            time=now_ms(),
-            actor=(actor or current_actor())[:256],
-            action=action,
-            object_type=object_type,
-            object_id=str(object_id)[:256],
-            details=json.dumps(details or {}, sort_keys=True),
-        )
+        _INSERT,
+        {
+            "time": now_ms(),
+            "actor": (actor or current_actor())[:256],
+            "action": action,
+            "object_type": object_type,
+            "object_id": str(object_id)[:256],
+            "details": json.dumps(details or {}, sort_keys=True),
+        },
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, Row, func, select, update
+from sqlalchemy import Connection, Row, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from modelloop.entities import Experiment, LifecycleStage, ViewType
@@ -84,6 +84,21 @@ def get(conn: Connection, experiment_id: str | int) -> Experiment:
     if row is None:
         raise NotFound(f"experiment {experiment_id!r} does not exist", experiment_id=str(eid))
     return _entity(row, _tags(conn, [eid])[eid])
+
+
+_STAGE_Q = select(experiments.c.name, experiments.c.lifecycle_stage).where(
+    experiments.c.experiment_id == bindparam("experiment_id")
+)
+
+
+def name_and_stage(conn: Connection, experiment_id: str | int) -> tuple[str, LifecycleStage]:
+    """An experiment's name and lifecycle stage from one query (what creating a run
+    checks); NotFound if missing, as :func:`get`."""
+    eid = parse_id(experiment_id)
+    row = conn.execute(_STAGE_Q, {"experiment_id": eid}).first()
+    if row is None:
+        raise NotFound(f"experiment {experiment_id!r} does not exist", experiment_id=str(eid))
+    return str(row[0]), LifecycleStage(row[1])
 
 
 def get_by_name(conn: Connection, name: str) -> Experiment:

@@ -7,8 +7,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table, delete, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Table, bindparam, delete, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from modelloop.entities import Dataset, Metric
@@ -16,35 +15,42 @@ from modelloop.errors import Conflict, NotFound
 from modelloop.store._util import chunked, insert_ignore, now_ms, upsert
 from modelloop.store.schema import datasets, latest_metrics, metrics, params, run_inputs, run_tags
 
+_EXISTING_PARAMS_Q = select(params.c.key, params.c.value).where(
+    params.c.run_id == bindparam("run_id"), params.c.key.in_(bindparam("keys", expanding=True))
+)
+_SQLITE_INSERT_PARAMS = "INSERT OR IGNORE INTO params (run_id, key, value) VALUES (?, ?, ?)"
+
 
 def log_params(conn: Connection, run_id: str, values: dict[str, str]) -> None:
-    """Add params; re-logging the same value is a no-op, a different value is Conflict."""
+    """Add params; re-logging the same value is a no-op, a different value is Conflict.
+
+    New keys are inserted with "insert or ignore" and only the keys that were already
+    there are then read back and compared: a batch of new params (the common case)
+    is one statement on SQLite, and a conflict raised here rolls the whole
+    transaction back, so nothing of the batch stays.
+    """
     if not values:
         return
-    keys = list(values)
-    existing: dict[str, str] = {}
-    for chunk in chunked(keys):
-        q = select(params.c.key, params.c.value).where(
-            params.c.run_id == run_id, params.c.key.in_(chunk)
+    if conn.dialect.name == "sqlite":
+        result = conn.exec_driver_sql(
+            _SQLITE_INSERT_PARAMS, [(run_id, k, v) for k, v in values.items()]
         )
-        existing.update({r.key: r.value for r in conn.execute(q)})
-    for key, old in existing.items():
-        if old != values[key]:
-            raise Conflict(
-                f"param {key!r} of run {run_id} is already {old!r:.100}; it cannot be changed "
-                f"to {values[key]!r:.100} (params are immutable)",
-                key=key,
-                run_id=run_id,
-            )
-    new = [{"run_id": run_id, "key": k, "value": v} for k, v in values.items() if k not in existing]
-    if new:
-        try:
-            with conn.begin_nested():
-                conn.execute(params.insert(), new)
-        except IntegrityError:
-            raise Conflict(
-                f"params of run {run_id} were logged concurrently; retry", run_id=run_id
-            ) from None
+        if result.rowcount == len(values):
+            return
+    else:
+        insert_ignore(
+            conn, params, [{"run_id": run_id, "key": k, "value": v} for k, v in values.items()]
+        )
+    for chunk in chunked(list(values)):
+        rows = conn.execute(_EXISTING_PARAMS_Q, {"run_id": run_id, "keys": list(chunk)})
+        for key, old in rows:
+            if old != values[key]:
+                raise Conflict(
+                    f"param {key!r} of run {run_id} is already {old!r:.100}; it cannot be "
+                    f"changed to {values[key]!r:.100} (params are immutable)",
+                    key=key,
+                    run_id=run_id,
+                )
 
 
 def set_tags(conn: Connection, run_id: str, values: dict[str, str]) -> None:
@@ -96,6 +102,12 @@ def log_metrics(conn: Connection, run_id: str, points: Sequence[Metric]) -> None
         cur = latest.get(p.key)
         if cur is None or (p.step, p.timestamp) >= (cur.step, cur.timestamp):
             latest[p.key] = p
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(
+            _SQLITE_UPSERT_LATEST,
+            [(run_id, p.key, _stored(p.value), p.step, p.timestamp) for p in latest.values()],
+        )
+        return
     rows = [
         {
             "run_id": run_id,
@@ -114,6 +126,16 @@ def log_metrics(conn: Connection, run_id: str, points: Sequence[Metric]) -> None
         return cond
 
     upsert(conn, latest_metrics, rows, update=["value", "step", "timestamp"], where=newer)
+
+
+# A stored latest point is replaced by a later one (higher step, then timestamp):
+# the same rule as the PostgreSQL path's ``newer``, as one fixed statement.
+_SQLITE_UPSERT_LATEST = (
+    "INSERT INTO latest_metrics (run_id, key, value, step, timestamp) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, step = excluded.step, "
+    "timestamp = excluded.timestamp WHERE excluded.step > latest_metrics.step OR "
+    "(excluded.step = latest_metrics.step AND excluded.timestamp >= latest_metrics.timestamp)"
+)
 
 
 def metric_history(conn: Connection, run_id: str, key: str) -> list[Metric]:

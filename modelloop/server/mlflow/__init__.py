@@ -16,6 +16,10 @@ routes (errors in MLflow's shape):
   (``registered-models/*``, ``model-versions/*``) over modelloop's registry, sharing
   :mod:`.registry` (shapes, source resolution) and :mod:`.search_filter`.
 
+The calls a client makes for every run (``runs/create``, ``log-batch``, ``get``,
+``update``, ``search``) are answered first by :class:`~.lean.LeanRoute`, with the
+same behaviour at a fraction of the cost.
+
 Each is also served under ``/ajax-api/...``, the prefix MLflow's web UI uses. These
 routes are not in the native API's OpenAPI schema: MLflow's documentation describes them.
 """
@@ -36,6 +40,7 @@ from modelloop.server.mlflow import (
     runs,
 )
 from modelloop.server.mlflow.errors import MlflowRoute, install_endpoint_errors
+from modelloop.server.mlflow.lean import LeanRoute
 from modelloop.server.mlflow.wire import ok
 
 __all__ = ["TRACKING_ROUTERS", "install_mlflow_api"]
@@ -85,4 +90,7 @@ def install_mlflow_api(app: FastAPI) -> None:
             include_in_schema=False,
         )
         include_router(app, _v3, prefix=f"{base}/3.0/mlflow", include_in_schema=False)
+    # First in line: the calls made for every run skip the scan of every router
+    # (their FastAPI routes stay, for everything the lean route does not match).
+    app.router.routes.insert(0, LeanRoute())
     install_endpoint_errors(app)

@@ -17,7 +17,7 @@ from pydantic import Field, StrictInt, StrictStr
 
 from modelloop import validation as v
 from modelloop.backends import LocalBackend
-from modelloop.entities import Metric, Param, Run, RunStatus, ViewType
+from modelloop.entities import Metric, Param, RunStatus, ViewType
 from modelloop.server.mlflow.convert import (
     SYSTEM_TAGS,
     SystemFields,
@@ -40,7 +40,18 @@ from modelloop.server.mlflow.wire import (
     ok,
 )
 
-__all__ = ["MAX_ENTITIES_PER_BATCH", "MAX_METRICS_PER_BATCH", "MAX_PARAMS_TAGS_PER_BATCH", "router"]
+__all__ = [
+    "MAX_ENTITIES_PER_BATCH",
+    "MAX_METRICS_PER_BATCH",
+    "MAX_PARAMS_TAGS_PER_BATCH",
+    "check_batch",
+    "create_run",
+    "full_run",
+    "log_batch_data",
+    "router",
+    "search_runs",
+    "update_run",
+]
 
 router = APIRouter(prefix="/runs", route_class=MlflowRoute)
 
@@ -125,14 +136,8 @@ class LogInputs(RunMessage):
 
 def full_run(store: LocalBackend, run_id: str) -> dict[str, object]:
     """A run as MLflow's ``Run`` message, latest metrics with their steps."""
-    run = store.get_run(run_id)
-    return run_json(run, store.latest_metrics([run_id])[run_id])
-
-
-def runs_json(store: LocalBackend, runs: Sequence[Run]) -> list[dict[str, object]]:
-    """Runs as MLflow's ``Run`` messages (one query for all their latest metrics)."""
-    latest = store.latest_metrics([r.run_id for r in runs])
-    return [run_json(r, latest[r.run_id]) for r in runs]
+    run, latest = store.get_run_with_latest(run_id)
+    return run_json(run, latest)
 
 
 def _status(value: str | int | None) -> RunStatus | None:
@@ -174,25 +179,78 @@ def _log(
         store.update_run(run_id, name=fields.name)
 
 
+def create_run(
+    store: LocalBackend,
+    experiment_id: str | None,
+    user_id: str | None,
+    run_name: str | None,
+    start_time: int | None,
+    tags: dict[str, str],
+) -> dict[str, object]:
+    """``runs/create``'s answer: the new run."""
+    plain, fields = split_system_tags(tags)
+    if run_name and fields.name and run_name != fields.name:
+        raise MlflowError(
+            "Both 'run_name' argument and 'mlflow.runName' tag are specified, but with "
+            f"different values (run_name='{run_name}', mlflow.runName='{fields.name}')."
+        )
+    run = store.create_run(
+        experiment_id or "0",
+        name=run_name or fields.name or None,
+        start_time=start_time,
+        tags=plain,
+        parent_run_id=fields.parent_run_id or None,
+        user=user_id or fields.user or None,
+    )
+    return {"run": run_json(run, [])}
+
+
+def update_run(
+    store: LocalBackend,
+    run_id: str,
+    status: str | int | None,
+    end_time: int | None,
+    run_name: str | None,
+) -> dict[str, object]:
+    """``runs/update``'s answer: the run's info after the change."""
+    run = store.update_run_info(
+        run_id, status=_status(status), end_time=end_time, name=run_name or None
+    )
+    return {"run_info": run_info_json(run)}
+
+
+def search_runs(
+    store: LocalBackend,
+    experiment_ids: list[str],
+    filter_string: str | None,
+    view_type: ViewType,
+    max_results: int,
+    order_by: list[str],
+    page_token: str | None,
+) -> dict[str, object]:
+    """``runs/search``'s answer: one page of runs, and the next page's token."""
+    page, latest = store.search_runs_with_latest(
+        experiment_ids,
+        filter_string or None,
+        view_type,
+        max_results,
+        order_by or None,
+        page_token or None,
+    )
+    payload: dict[str, object] = {"runs": [run_json(r, latest[r.run_id]) for r in page.items]}
+    if page.next_page_token:
+        payload["next_page_token"] = page.next_page_token
+    return payload
+
+
 @router.post("/create")
 def create(body: Annotated[CreateRun, message(CreateRun)], store: StoreDep) -> JSONResponse:
     """Start a RUNNING run; ``mlflow.runName``/``mlflow.user``/``mlflow.parentRunId`` tags
     become the run's name, user and parent."""
-    tags, fields = split_system_tags({t.key: t.value for t in body.tags})
-    if body.run_name and fields.name and body.run_name != fields.name:
-        raise MlflowError(
-            "Both 'run_name' argument and 'mlflow.runName' tag are specified, but with "
-            f"different values (run_name='{body.run_name}', mlflow.runName='{fields.name}')."
-        )
-    run = store.create_run(
-        body.experiment_id or "0",
-        name=body.run_name or fields.name or None,
-        start_time=body.start_time,
-        tags=tags,
-        parent_run_id=fields.parent_run_id or None,
-        user=body.user_id or fields.user or None,
+    tags = {t.key: t.value for t in body.tags}
+    return ok(
+        create_run(store, body.experiment_id, body.user_id, body.run_name, body.start_time, tags)
     )
-    return ok({"run": run_json(run, [])})
 
 
 @router.get("/get")
@@ -204,11 +262,7 @@ def get(body: Annotated[RunMessage, message(RunMessage)], store: StoreDep) -> JS
 @router.post("/update")
 def update(body: Annotated[UpdateRun, message(UpdateRun)], store: StoreDep) -> JSONResponse:
     """Change a run's status (ending it), end time or name."""
-    run_id = body.required_run_id()
-    store.update_run(
-        run_id, status=_status(body.status), end_time=body.end_time, name=body.run_name or None
-    )
-    return ok({"run_info": run_info_json(store.get_run(run_id))})
+    return ok(update_run(store, body.required_run_id(), body.status, body.end_time, body.run_name))
 
 
 @router.post("/delete")
@@ -228,18 +282,17 @@ def restore(body: Annotated[RunMessage, message(RunMessage)], store: StoreDep) -
 @router.post("/search")
 def search(body: Annotated[SearchRuns, message(SearchRuns)], store: StoreDep) -> JSONResponse:
     """One page of runs matching an MLflow filter, in order."""
-    page = store.search_runs(
-        body.experiment_ids,
-        body.filter or None,
-        body.run_view_type,
-        body.max_results,
-        body.order_by or None,
-        body.page_token or None,
+    return ok(
+        search_runs(
+            store,
+            body.experiment_ids,
+            body.filter,
+            body.run_view_type,
+            body.max_results,
+            body.order_by,
+            body.page_token,
+        )
     )
-    payload: dict[str, object] = {"runs": runs_json(store, page.items)}
-    if page.next_page_token:
-        payload["next_page_token"] = page.next_page_token
-    return ok(payload)
 
 
 @router.post("/log-metric")
@@ -273,16 +326,14 @@ def delete_tag(body: Annotated[DeleteTag, message(DeleteTag)], store: StoreDep) 
     return ok()
 
 
-def _check_batch(body: LogBatch) -> None:
+def check_batch(metrics: int, params: Sequence[Param], tags: int) -> None:
+    """MLflow's batch limits (counts of metrics, params, tags) and its refusal of a
+    param key given twice with different values."""
     counts = (
-        ("metrics", len(body.metrics), MAX_METRICS_PER_BATCH),
-        ("params", len(body.params), MAX_PARAMS_TAGS_PER_BATCH),
-        ("tags", len(body.tags), MAX_PARAMS_TAGS_PER_BATCH),
-        (
-            "metrics, params, and tags",
-            len(body.metrics) + len(body.params) + len(body.tags),
-            MAX_ENTITIES_PER_BATCH,
-        ),
+        ("metrics", metrics, MAX_METRICS_PER_BATCH),
+        ("params", len(params), MAX_PARAMS_TAGS_PER_BATCH),
+        ("tags", tags, MAX_PARAMS_TAGS_PER_BATCH),
+        ("metrics, params, and tags", metrics + len(params) + tags, MAX_ENTITIES_PER_BATCH),
     )
     for what, count, limit in counts:
         if count > limit:
@@ -291,7 +342,7 @@ def _check_batch(body: LogBatch) -> None:
                 f"{what}. Please split up {what} across multiple requests and try again."
             )
     values: dict[str, str] = {}
-    dupes = sorted({p.key for p in body.params if values.setdefault(p.key, p.value) != p.value})
+    dupes = sorted({p.key for p in params if values.setdefault(p.key, p.value) != p.value})
     if dupes:
         raise MlflowError(
             f"Duplicate parameter keys have been submitted: {dupes}. Please ensure the "
@@ -299,16 +350,28 @@ def _check_batch(body: LogBatch) -> None:
         )
 
 
+def log_batch_data(
+    store: LocalBackend,
+    run_id: str,
+    metrics: list[Metric],
+    params: list[Param],
+    tags: list[tuple[str, str]],
+) -> None:
+    """``runs/log-batch`` once :func:`check_batch` passed: one transaction."""
+    _log(store, run_id, metrics=metrics, params=params, tags=dict(tags))
+
+
 @router.post("/log-batch")
 def log_batch(body: Annotated[LogBatch, message(LogBatch)], store: StoreDep) -> JSONResponse:
     """Record metrics, params and tags in one transaction, within MLflow's batch limits."""
-    _check_batch(body)
-    _log(
+    params = [Param(p.key, p.value) for p in body.params]
+    check_batch(len(body.metrics), params, len(body.tags))
+    log_batch_data(
         store,
         body.required_run_id(),
-        metrics=[Metric(m.key, m.value, m.timestamp, m.step) for m in body.metrics],
-        params=[Param(p.key, p.value) for p in body.params],
-        tags={t.key: t.value for t in body.tags},
+        [Metric(m.key, m.value, m.timestamp, m.step) for m in body.metrics],
+        params,
+        [(t.key, t.value) for t in body.tags],
     )
     return ok()
 

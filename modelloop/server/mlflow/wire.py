@@ -14,6 +14,7 @@ import json
 import re
 from typing import Annotated, Any, TypeVar, get_origin
 
+import orjson
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, StrictStr, ValidationError
@@ -32,7 +33,10 @@ __all__ = [
     "ViewTypeField",
     "message",
     "ok",
+    "decode_json",
     "parse_message",
+    "read_body",
+    "required_run_id",
 ]
 
 M = TypeVar("M", bound="Message")
@@ -122,14 +126,19 @@ class RunMessage(Message):
     def required_run_id(self) -> str:
         """The run id; 400 when missing or when both aliases disagree, and 404 (as MLflow,
         for which any string may name a run) when it cannot be a run id at all."""
-        if self.run_id and self.run_uuid and self.run_id != self.run_uuid:
-            raise MlflowError("'run_id' and 'run_uuid' name different runs")
-        run_id = self.run_id or self.run_uuid
-        if not run_id:
-            raise MlflowError("Missing value for required parameter 'run_id'.")
-        if not _RUN_ID_RE.fullmatch(run_id):
-            raise MlflowError(f"Run '{run_id:.100}' not found", RESOURCE_DOES_NOT_EXIST, 404)
-        return run_id
+        return required_run_id(self.run_id, self.run_uuid)
+
+
+def required_run_id(run_id: str | None, run_uuid: str | None) -> str:
+    """:meth:`RunMessage.required_run_id` of a request's ``run_id`` and ``run_uuid``."""
+    if run_id and run_uuid and run_id != run_uuid:
+        raise MlflowError("'run_id' and 'run_uuid' name different runs")
+    found = run_id or run_uuid
+    if not found:
+        raise MlflowError("Missing value for required parameter 'run_id'.")
+    if not _RUN_ID_RE.fullmatch(found):
+        raise MlflowError(f"Run '{found:.100}' not found", RESOURCE_DOES_NOT_EXIST, 404)
+    return found
 
 
 def _describe(err: Any) -> str:
@@ -177,13 +186,18 @@ def _repeated(model: type[Message]) -> set[str]:
     return out
 
 
-async def _read_json(request: Request) -> Any:
-    content_type = request.headers.get("content-type", "")
+async def read_body(request: Request) -> bytes:
+    """The request body; 400 past :data:`MAX_BODY_BYTES`."""
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > MAX_BODY_BYTES:
             raise MlflowError(f"The request body exceeds {MAX_BODY_BYTES} bytes")
+    return bytes(body)
+
+
+def decode_json(body: bytes, content_type: str) -> Any:
+    """A request body as JSON (``{}`` when empty); 400 when it is not JSON."""
     if not body.strip():
         return {}
     if content_type and "json" not in content_type.lower():
@@ -191,12 +205,22 @@ async def _read_json(request: Request) -> Any:
             f"Bad Request. Content-Type must be 'application/json', not {content_type!r}"
         )
     try:
-        data = json.loads(body)
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            # What orjson refuses and the standard parser may still accept (NaN
+            # literals, integers beyond 64 bits, lone surrogates, a BOM): parsed, or
+            # refused with its message, exactly as before.
+            data = json.loads(body)
         if isinstance(data, str):  # old clients double-encode their JSON
             data = json.loads(data)
     except (ValueError, RecursionError) as exc:
         raise MlflowError(f"Malformed JSON in the request body: {exc}"[:300]) from None
     return data
+
+
+async def _read_json(request: Request) -> Any:
+    return decode_json(await read_body(request), request.headers.get("content-type", ""))
 
 
 async def read_message(request: Request, model: type[M]) -> M:
