@@ -388,6 +388,7 @@ def test_cli_refuses_public_hosts_and_bad_uris(tmp_path: Path) -> None:
         {"data": [[1.0, 2.0]]},
         {"columns": ["a", "b"], "data": [[1.0, 2.0]], "index": [7]},
         {"columns": ["a"], "data": [[2**63 + 1]]},
+        {"columns": [1, 2], "data": [[1.0, 2.0]]},
     ],
 )
 def test_dataframe_split_frames_equal_pandas_own_construction(split: dict[str, Any]) -> None:
