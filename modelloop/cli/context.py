@@ -69,6 +69,15 @@ def friendly_errors() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
+def uvicorn_options(host: str, port: int, access_log: bool) -> dict[str, object]:
+    """What ``modelloop server`` and ``modelloop serve`` hand to ``uvicorn.run``.
+
+    One access-log line per request costs more than a small request itself; the audit
+    log (server) and the prediction log (serve) keep what matters, so it is off unless
+    asked for (``--access-log``)."""
+    return {"host": host, "port": port, "ws": "none", "log_level": "info", "access_log": access_log}
+
+
 def run_command(fn: Callable[[], T]) -> T:
     """Call ``fn`` with friendly errors."""
     with friendly_errors():

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from modelloop.cli.context import run_command, state
+from modelloop.cli.context import run_command, state, uvicorn_options
 from modelloop.cli.server import _as_environment, _is_loopback
 from modelloop.errors import InvalidArgument
 from modelloop.serving.app import SERVE_CONFIG_ENV, ServeConfig
@@ -150,15 +150,7 @@ def _run(
 
     from modelloop.serving.app import build_serving_app, tune_gc_for_serving
 
-    # One log line per request costs more than a small request itself; the audit log
-    # (server) and the prediction log (serve) keep what matters. --access-log adds it.
-    options = {
-        "host": host,
-        "port": port,
-        "ws": "none",
-        "log_level": "info",
-        "access_log": access_log,
-    }
+    options = uvicorn_options(host, port, access_log)
     if workers == 1:
         # Models load here, so a bad URI is a clean error before anything listens.
         app = build_serving_app(settings, config)

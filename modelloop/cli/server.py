@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from modelloop.backends.factory import open_backend, resolve_stores
-from modelloop.cli.context import run_command, state
+from modelloop.cli.context import run_command, state, uvicorn_options
 from modelloop.errors import InvalidArgument
 from modelloop.settings import ENV_PREFIX, Settings
 from modelloop.store import Database
@@ -91,15 +91,7 @@ def _serve(
 
     from modelloop.server.app import create_app
 
-    # One log line per request costs more than a small request itself; the audit log
-    # (server) and the prediction log (serve) keep what matters. --access-log adds it.
-    options = {
-        "host": host,
-        "port": port,
-        "ws": "none",
-        "log_level": "info",
-        "access_log": access_log,
-    }
+    options = uvicorn_options(host, port, access_log)
     if workers == 1:
         # The store is opened here, so a missing or outdated database is a clean error.
         uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
