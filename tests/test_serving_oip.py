@@ -357,3 +357,23 @@ def test_a_server_bug_is_a_json_500(
     monkeypatch.undo()
     result = served["triton"].infer("churn", _columns(frame, False))
     np.testing.assert_array_equal(result.as_numpy("predict"), served["model"].predict(frame))
+
+
+@pytest.mark.parametrize(
+    "columns",
+    [
+        {"a": np.array([1.5, 2.0]), "b": np.array([3.0, -4.0])},
+        {"a": np.array([1, 2]), "b": np.array([3, 4])},
+        {"a": np.array([1, 2]), "b": np.array([3.0, 4.5])},  # two dtypes: per column
+        {"a": np.array(["x", "y"], dtype=object), "b": np.array([1.0, 2.0])},
+    ],
+)
+def test_named_column_tensors_make_the_frame_pandas_makes(
+    columns: dict[str, np.ndarray],
+) -> None:
+    from modelloop.serving.oip import InputTensor, to_model_input
+
+    tensors = [
+        InputTensor(name=name, datatype="FP64", array=values) for name, values in columns.items()
+    ]
+    pd.testing.assert_frame_equal(to_model_input(tensors, None), pd.DataFrame(columns))

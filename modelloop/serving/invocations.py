@@ -21,8 +21,9 @@ import pandas as pd
 from modelloop.serving.errors import ServingError
 
 __all__ = [
-    "SUPPORTED_FORMATS",
     "InvocationError",
+    "SUPPORTED_FORMATS",
+    "column_index",
     "parse_invocation",
     "predictions_body",
 ]
@@ -152,13 +153,13 @@ def _split_frame(value: Any) -> pd.DataFrame:
     data, columns, index = value["data"], value.get("columns"), value.get("index")
     matrix = _uniform_matrix(data, columns)
     if matrix is not None:
-        names = columns if columns is None else _column_index(tuple(columns))
+        names = columns if columns is None else column_index(tuple(columns))
         return pd.DataFrame(matrix, columns=names, index=index)
     return pd.DataFrame(data=data, columns=columns, index=index)
 
 
 @functools.lru_cache(maxsize=256)
-def _column_index(names: tuple[Any, ...]) -> pd.Index:
+def column_index(names: tuple[Any, ...]) -> pd.Index:
     """One shared ``Index`` per distinct column list: a client sends the same columns
     every time, and building the frame on a ready Index is ~4x cheaper than on a list
     (Index objects are immutable; the prediction logger also recognises a shared one
