@@ -101,6 +101,16 @@ def tag_value(key: str, value: Any) -> str:
     return _no_nul(text, f"tag {key!r} value")[:MAX_TAG_VALUE_LENGTH]
 
 
+def check_limit(limit: Any) -> int | None:
+    """An optional result-count limit: None, or an integer of at least 1."""
+    if limit is None:
+        return None
+    value = check_int("limit", limit)
+    if value < 1:
+        raise InvalidArgument(f"limit must be at least 1, got {value}")
+    return value
+
+
 def check_tags(tags: dict[str, Any] | None) -> dict[str, str]:
     """Tags as stored: each key checked, each value a (truncated) string."""
     return {check_key(k, "tag"): tag_value(k, val) for k, val in (tags or {}).items()}

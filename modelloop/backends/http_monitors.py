@@ -20,7 +20,6 @@ from modelloop.entities import (
     NewAlert,
     WindowRecord,
 )
-from modelloop.errors import InvalidArgument
 from modelloop.server.monitor_schemas import (
     AlertEventList,
     AlertEventModel,
@@ -67,15 +66,6 @@ def _with_rules_read(config: dict[str, Any] | None) -> dict[str, Any] | None:
     from modelloop.monitoring.rules import load_rules
 
     return {**config, "rules": [r.to_dict() for r in load_rules(config["rules"])]}
-
-
-def _check_limit(limit: int | None) -> int | None:
-    if limit is None:
-        return None
-    value = v.check_int("limit", limit)
-    if value < 1:
-        raise InvalidArgument(f"limit must be at least 1, got {value}")
-    return value
 
 
 class HttpMonitors(HttpRegistry):
@@ -178,7 +168,7 @@ class HttpMonitors(HttpRegistry):
         query = _query(
             [
                 ("since_seq", v.check_int("since_seq", since_seq)),
-                ("limit", _check_limit(limit)),
+                ("limit", v.check_limit(limit)),
                 ("details", bool(details)),
             ]
         )
@@ -205,7 +195,7 @@ class HttpMonitors(HttpRegistry):
         self, monitor: str | None = None, state: str | None = None, limit: int = 1000
     ) -> list[Alert]:
         """Alerts, newest first."""
-        query = _query([("monitor", monitor), ("state", state), ("limit", _check_limit(limit))])
+        query = _query([("monitor", monitor), ("state", state), ("limit", v.check_limit(limit))])
         found = self._call("GET", f"/alerts?{query}", AlertList)
         return [a.to_entity() for a in found.alerts]
 
@@ -222,7 +212,7 @@ class HttpMonitors(HttpRegistry):
                 ("monitor", monitor),
                 ("alert_id", alert_id),
                 ("delivery", delivery),
-                ("limit", _check_limit(limit)),
+                ("limit", v.check_limit(limit)),
             ]
         )
         found = self._call("GET", f"/alert-events?{query}", AlertEventList)

@@ -30,15 +30,6 @@ def _check_since(since_seq: int) -> int:
     return value
 
 
-def _check_limit(limit: int | None) -> int | None:
-    if limit is None:
-        return None
-    value = v.check_int("limit", limit)
-    if value < 1:
-        raise InvalidArgument(f"limit must be at least 1, got {value}")
-    return value
-
-
 class LocalMonitors(LocalStoreBase):
     """Monitors over the metadata store."""
 
@@ -153,7 +144,7 @@ class LocalMonitors(LocalStoreBase):
     ) -> list[MonitorWindow]:
         """Scored windows after ``since_seq``, oldest first."""
         since = _check_since(since_seq)
-        cap = _check_limit(limit)
+        cap = v.check_limit(limit)
         return self._read(
             lambda c: monitors.windows(c, name, since_seq=since, limit=cap, details=details)
         )
@@ -170,7 +161,7 @@ class LocalMonitors(LocalStoreBase):
         self, monitor: str | None = None, state: str | None = None, limit: int = 1000
     ) -> list[Alert]:
         """Alerts, newest first."""
-        cap = _check_limit(limit) or 1000
+        cap = v.check_limit(limit) or 1000
         return self._read(
             lambda c: monitors.list_alerts(c, monitor=monitor, state=state, limit=cap)
         )
@@ -183,7 +174,7 @@ class LocalMonitors(LocalStoreBase):
         limit: int = 1000,
     ) -> list[AlertEvent]:
         """Alert events, oldest first."""
-        cap = _check_limit(limit) or 1000
+        cap = v.check_limit(limit) or 1000
         return self._read(
             lambda c: monitors.list_events(
                 c, monitor=monitor, alert_id=alert_id, delivery=delivery, limit=cap

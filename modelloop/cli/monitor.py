@@ -53,13 +53,12 @@ def _describe(m: Monitor) -> None:
         shown = hook if hook.startswith("env:") else redacted_url(hook)
         console.print(f"webhook {shown}", markup=False)
     if config.get("rules"):
+        from modelloop.monitoring.rules import Rule
+
         table = Table("rule", "severity", "expression")
-        for rule in config["rules"]:
-            expression = f"{rule['metric']}"
-            if rule.get("column"):
-                expression += f"[{rule['column']}]"
-            expression += f" {rule['op']} {rule['threshold']:g}"
-            table.add_row(rule["name"], rule["severity"], expression)
+        for stored in config["rules"]:
+            rule = Rule.from_dict(stored)
+            table.add_row(rule.name, rule.severity, rule.expression)
         console.print(table, markup=False)
 
 

@@ -7,7 +7,6 @@ import dataclasses
 import re
 from collections.abc import Mapping
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from modelloop.errors import InvalidArgument
 from modelloop.monitoring.column_types import validate_column_type
@@ -100,14 +99,14 @@ def check_webhook(url: Any) -> str:
     """An http(s) URL with a host, or ``env:NAME``: the URL is then read from the
     environment variable NAME of the process that delivers, so a secret URL is never
     stored (anyone who can read the monitor can read a stored one)."""
-    if not isinstance(url, str):
-        raise InvalidArgument("webhook must be an http(s) URL or env:VARIABLE")
-    if _ENV_REF.match(url):
+    if isinstance(url, str) and _ENV_REF.match(url):
         return url
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidArgument("webhook must be an http(s) URL with a host, or env:VARIABLE")
-    return url
+    from modelloop.monitoring.webhook import check_url
+
+    try:
+        return check_url(url)
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"{exc.message} (or name a variable: env:VARIABLE)") from None
 
 
 def resolve_webhook(value: str, environ: Mapping[str, str]) -> str:
@@ -120,8 +119,9 @@ def resolve_webhook(value: str, environ: Mapping[str, str]) -> str:
         raise InvalidArgument(
             f"the monitor's webhook is read from ${match.group(1)}, which is not set here"
         )
-    check_webhook(url)
-    return url
+    from modelloop.monitoring.webhook import check_url
+
+    return check_url(url)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -36,6 +36,7 @@ from modelloop.monitoring.served import ServedModels
 from modelloop.monitoring.summary import SummarySpec
 from modelloop.monitoring.webhook import WebhookNotifier, log_alert_event
 from modelloop.monitoring.windows import LogWindow, WindowReader, split_log_frame
+from modelloop.serving.prediction_log import read_feedback
 
 if TYPE_CHECKING:
     from modelloop.tracking.client import Client
@@ -47,6 +48,7 @@ __all__ = [
     "deliver_pending",
     "predictions_uri",
     "run_monitor",
+    "monitored_columns",
     "summary_spec",
 ]
 
@@ -113,7 +115,7 @@ class _Scorer:
             raise InvalidArgument(
                 f"target column {target!r} is not in reference dataset {monitor.reference!r}"
             )
-        self.columns = config.columns or [str(c) for c in self.reference.columns if c != target]
+        self.columns = monitored_columns(self.reference, config)
         self.profile = ReferenceProfile.fit(
             self.reference,
             columns=self.columns,
@@ -143,6 +145,12 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, float) and not np.isfinite(value):
         return None
     return value
+
+
+def monitored_columns(reference: pd.DataFrame, config: MonitorConfig) -> list[str]:
+    """The columns a monitor compares, in its order: the configured ones, else the
+    reference's except the target (report summaries depend on this order)."""
+    return config.columns or [str(c) for c in reference.columns if c != config.target]
 
 
 def summary_spec(features: pd.DataFrame, column_types: Mapping[str, str]) -> SummarySpec:
@@ -303,12 +311,6 @@ def _comparable_labels(truth: pd.Series, predicted: pd.Series) -> tuple[pd.Serie
     return text, predicted.astype(str)
 
 
-def _feedback(root: str, deployment: str, since_ms: int) -> pd.DataFrame:
-    from modelloop.serving.prediction_log import FEEDBACK_COLUMNS, _read
-
-    return _read(root, f"deployment={deployment}/feedback", FEEDBACK_COLUMNS, since_ms, None)
-
-
 def _alert_changes(
     monitor: Monitor,
     rules: list[Rule],
@@ -401,7 +403,7 @@ def run_monitor(
         if scorer is None:
             scorer = _Scorer(client, monitor, config)
         if feedback is None and config.target is not None and not config.label_delay_seconds:
-            feedback = _feedback(root, monitor.deployment, window.start_ms)
+            feedback = read_feedback(root, monitor.deployment, since_ms=window.start_ms)
         metrics, details, inputs = _score(
             scorer, window, feedback if feedback is not None else pd.DataFrame()
         )
@@ -498,7 +500,7 @@ def _label_pass(
     ]
     if not due:
         return []
-    feedback = _feedback(root, monitor.deployment, due[0].start_time)
+    feedback = read_feedback(root, monitor.deployment, since_ms=due[0].start_time)
     streaks: dict[str, int] = dict(monitor.state.get("label_streaks", {}))
     results = []
     for w in due:

@@ -13,7 +13,7 @@ import pandas as pd
 
 from modelloop.errors import InvalidArgument
 from modelloop.monitoring.config import MonitorConfig
-from modelloop.monitoring.monitor import summary_spec
+from modelloop.monitoring.monitor import monitored_columns, summary_spec
 from modelloop.monitoring.report import ReportData, render_html, render_json
 from modelloop.monitoring.rules import Rule
 from modelloop.monitoring.summary import WindowSummary, histogram_pair
@@ -50,7 +50,7 @@ def _histograms(
         return {}
     reference = client.load_dataset(monitor.reference)
     # The monitor's column order (stored JSON sorts keys), which the spec depends on.
-    order = config.columns or [str(c) for c in reference.columns if c != config.target]
+    order = monitored_columns(reference, config)
     names = [c for c in order if c in columns and c in reference.columns]
     types = {c: columns[c]["column_type"] for c in names}
     spec = summary_spec(reference[names], types)

@@ -31,6 +31,7 @@ __all__ = [
     "ALERT_LOGGER",
     "DeliveryResult",
     "WebhookNotifier",
+    "check_url",
     "log_alert_event",
     "redacted_url",
 ]
@@ -88,7 +89,8 @@ def _positive(value: Any, name: str, *, allow_zero: bool = False) -> float:
     return float(value)
 
 
-def _check_url(url: Any) -> str:
+def check_url(url: Any) -> str:
+    """``url`` if it is a valid http(s) URL with a host (errors never show its secrets)."""
     if not isinstance(url, str) or not url:
         raise InvalidArgument("webhook URL must be a non-empty string")
     shown = redacted_url(url)
@@ -174,7 +176,7 @@ class WebhookNotifier:
         rng: random.Random | None = None,
         proxy: str | None = None,
     ) -> None:
-        self._url = _check_url(url)
+        self._url = check_url(url)
         self._headers = _check_headers(headers)
         self._timeout = _positive(timeout, "timeout")
         if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
@@ -191,7 +193,7 @@ class WebhookNotifier:
         self._sleep = sleep
         self._transport = transport
         if proxy is not None:
-            _check_url(proxy)
+            check_url(proxy)
         self._proxy = proxy
         # Jitter needs no cryptographic quality; a seeded Random makes tests repeatable.
         self._rng = rng if rng is not None else random.Random()  # noqa: S311

@@ -402,7 +402,9 @@ def read_predictions(
     return _read(root_uri, f"deployment={deployment}", PREDICTION_COLUMNS, since_ms, until_ms)
 
 
-def read_feedback(root_uri: str, deployment: str) -> pd.DataFrame:
-    """All logged ground truth of ``deployment`` (request_id, row, time, ground_truth);
-    merge with :func:`read_predictions` on ``request_id`` and ``row``."""
-    return _read(root_uri, f"deployment={deployment}/feedback", FEEDBACK_COLUMNS, None, None)
+def read_feedback(root_uri: str, deployment: str, *, since_ms: int | None = None) -> pd.DataFrame:
+    """Logged ground truth of ``deployment`` (request_id, row, time, ground_truth), all
+    of it or that received since ``since_ms``; merge with :func:`read_predictions` on
+    ``request_id`` and ``row``."""
+    folder = f"deployment={deployment}/feedback"
+    return _read(root_uri, folder, FEEDBACK_COLUMNS, since_ms, None)
