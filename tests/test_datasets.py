@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from modelloop.errors import InvalidArgument
+from modelloop.tracking.client import Client
 from modelloop.tracking.datasets import PROFILE_ROW_LIMIT, fingerprint
 
 
@@ -310,3 +311,18 @@ def test_profile_floats_are_plain_python() -> None:
             assert not isinstance(value, np.generic)
             if isinstance(value, float):
                 assert math.isfinite(value)
+
+
+def test_dataset_integers_beyond_64_bits_are_refused_by_name(client: Client) -> None:
+    import dataclasses
+
+    from modelloop.entities import DatasetInput
+
+    run = client.create_run(client.create_experiment("big"))
+    frame = pd.DataFrame({"a": [1, 2]})
+    client.log_input(run.run_id, frame, "ok", "train")
+    (logged,) = client.get_run(run.run_id).inputs
+    for field in ("num_rows", "created_time"):
+        huge = dataclasses.replace(logged.dataset, **{field: 2**70})
+        with pytest.raises(InvalidArgument, match=field):
+            client.backend.log_inputs(run.run_id, [DatasetInput(huge, "train")])

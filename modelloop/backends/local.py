@@ -353,6 +353,10 @@ class LocalBackend(
             v.check_name(item.dataset.digest, "dataset digest", 64)
             if len(item.dataset.source_type) > 32:
                 raise InvalidArgument("dataset source type exceeds the maximum length of 32")
+            # Stored as 64-bit integers: refused here, not as a database overflow.
+            if item.dataset.num_rows is not None:
+                v.check_int("dataset num_rows", item.dataset.num_rows)
+            v.check_int("dataset created_time", item.dataset.created_time)
 
         def write(conn: Connection) -> None:
             runs.require_writable(conn, run_id, allow_ended=allow_ended)
