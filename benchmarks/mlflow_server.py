@@ -187,6 +187,15 @@ def _report(mlflow: list[dict[str, Any]], modelloop: list[dict[str, Any]]) -> No
                 f"{'  range':26}{min(a):>5.1f}-{max(a):<6.1f}{min(b):>5.1f}-{max(b):<6.1f}"
                 f"  pairs {min(pairs):.1f}x-{max(pairs):.1f}x"
             )
+    if "client_cpu_s" in modelloop[0]:
+        cpu = statistics.median(float(r["client_cpu_s"]) for r in modelloop)
+        wall = statistics.median(float(r["logging_s"]) for r in mlflow)
+        ours = statistics.median(float(r["logging_s"]) for r in modelloop)
+        say(
+            f"the mlflow client's own CPU in the logging phase against modelloop: {cpu:.2f} s "
+            f"(the server's share {ours - cpu:.2f} s); "
+            f"a server taking no time at all would be {wall / cpu:.1f}x MLflow"
+        )
     if "search_hits" in mlflow[0]:
         hits = f"search hits: MLflow {mlflow[0]['search_hits']}, modelloop "
         hits += str(modelloop[0]["search_hits"])

@@ -40,6 +40,7 @@ __all__ = [
     "create_user",
     "delete_user",
     "has_users",
+    "has_users_now",
     "hash_password",
     "hash_token",
     "list_tokens",
@@ -145,6 +146,14 @@ def _read(db: Database, fn: Callable[[Connection], T]) -> T:
 def has_users(db: Database) -> bool:
     """Whether any user exists: then every request must authenticate."""
     return _read(db, user_store.any_user)
+
+
+def has_users_now(db: Database) -> bool | None:
+    """:func:`has_users` answered without waiting or leaving the calling thread (an
+    event loop may call it), or None when it cannot be told at once
+    (:meth:`~modelloop.store.engine.Database.read_now`): then ask :func:`has_users`."""
+    rows = db.read_now(user_store.ANY_USER_SQL)
+    return None if not rows else bool(rows[0][0])
 
 
 def create_user(db: Database, name: str, role: str, password: str | None) -> StoredUser:

@@ -392,3 +392,34 @@ def test_admins_manage_users_and_tokens_over_the_api(secured: Secured, web: http
     finally:
         db.dispose()
     assert actions == [("ada", "user.delete"), ("ada", "user.create")]
+
+
+def test_has_users_now_sees_committed_users_at_once_and_never_waits(db_url: str) -> None:
+    """The middleware's loop-side check: on SQLite it answers from a connection of its
+    own that sees each commit of another connection at once, ignores an open write
+    transaction (no dirty read, no wait for the write lock); on PostgreSQL it never
+    answers (the caller asks :func:`accounts.has_users` in a thread)."""
+    db = Database(db_url)
+    other = Database(db_url)
+    try:
+        if db.dialect != "sqlite":
+            assert db.read_now("SELECT 1") is None
+            assert accounts.has_users_now(db) is None
+            return
+        assert accounts.has_users_now(db) is False
+        with other.write() as conn:  # holds SQLite's write lock, uncommitted
+            conn.exec_driver_sql(
+                "INSERT INTO users (name, role, created_time) VALUES ('w', 'viewer', 0)"
+            )
+            assert accounts.has_users_now(db) is False
+        assert accounts.has_users_now(db) is True
+        accounts.create_user(other, "ada", "admin", PASSWORD)
+        accounts.delete_user(other, "w")
+        assert db.read_now("DELETE FROM users") is None  # it cannot write
+        assert accounts.has_users_now(db) is True
+        assert db.read_now("SELECT no_such_column FROM users") is None  # an error: no answer
+        accounts.delete_user(other, "ada")
+        assert accounts.has_users_now(db) is False
+    finally:
+        db.dispose()
+        other.dispose()

@@ -86,6 +86,7 @@ READ_POSTS = frozenset(
     }
 )
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_LOCAL_ADMIN = Identity(LOCAL_ACTOR, Role.ADMIN)
 _CACHE_LIMIT = 1024
 
 
@@ -146,15 +147,11 @@ def route_table(app: FastAPI) -> list[RouteEntry]:
     return table
 
 
-def _route_template(scope: Scope) -> str:
-    """The path template of the route ``scope`` goes to (its path when none matches)."""
-    path: str = scope["path"]
-    root = str(scope.get("root_path", ""))
-    if root and path.startswith(root):
-        path = path[len(root) :]
-    method = scope["method"]
+def _template_for(table: list[RouteEntry], method: str, path: str) -> str:
+    """The template of the first route of ``table`` serving ``method path`` (else of the
+    last route matching the path, else the path itself): the routers' own order."""
     fallback = path
-    for entry in route_table(scope["app"]):
+    for entry in table:
         if entry.regex.match(path):
             if entry.method == method:
                 return entry.path
@@ -176,23 +173,47 @@ class AuthMiddleware:
         # sending Basic on every request pays the KDF once, and a changed or deleted
         # user is looked up afresh each time. Per app instance, never module-global.
         self._verified: dict[tuple[str, str], str] = {}
+        # (method, path) -> route template, for the route table of the given length:
+        # a client calls the same few paths over and over; scanning every route's
+        # regex for each request is what this saves. Bounded, cleared when full.
+        self._templates: dict[tuple[str, str], str] = {}
+        self._templates_for = 0
+
+    def _template(self, scope: Scope) -> str:
+        table = route_table(scope["app"])
+        if len(table) != self._templates_for or len(self._templates) > _CACHE_LIMIT:
+            self._templates.clear()
+            self._templates_for = len(table)
+        path: str = scope["path"]
+        root = str(scope.get("root_path", ""))
+        if root and path.startswith(root):
+            path = path[len(root) :]
+        key = (scope["method"], path)
+        template = self._templates.get(key)
+        if template is None:
+            template = self._templates[key] = _template_for(table, *key)
+        return template
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         method = scope["method"]
-        needed = required_role(method, _route_template(scope))
+        needed = required_role(method, self._template(scope))
         if needed is None:
             # Public (the health check): answers without touching the store.
             await self.app(scope, receive, send)
             return
         backend = scope["app"].state.backend
-        try:
-            identity = await anyio.to_thread.run_sync(partial(self._identify, backend, scope))
-        except ModelloopError as exc:
-            await JSONResponse(exc.to_dict(), exc.http_status)(scope, receive, send)
-            return
+        if isinstance(backend, LocalStoreBase) and accounts.has_users_now(backend.db) is False:
+            # Auth is off (no users), told without a thread hop or a pooled connection.
+            identity: Identity | None = _LOCAL_ADMIN
+        else:
+            try:
+                identity = await anyio.to_thread.run_sync(partial(self._identify, backend, scope))
+            except ModelloopError as exc:
+                await JSONResponse(exc.to_dict(), exc.http_status)(scope, receive, send)
+                return
         if identity is None:
             response = _error(
                 401,
@@ -221,7 +242,7 @@ class AuthMiddleware:
         """The caller: the local admin when auth is off, None when credentials are
         missing or wrong."""
         if not isinstance(backend, LocalStoreBase) or not accounts.has_users(backend.db):
-            return Identity(LOCAL_ACTOR, Role.ADMIN)
+            return _LOCAL_ADMIN
         header = ""
         for name, value in scope["headers"]:
             if name == b"authorization":

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -56,6 +58,8 @@ class Database:
             raise InvalidArgument(f"invalid database URL {url!r}: {exc}") from None
         self.dialect = parsed.get_backend_name()
         self.busy_timeout = busy_timeout
+        self._now_conn: sqlite3.Connection | None = None
+        self._now_lock = threading.Lock()
         if self.dialect == "sqlite":
             self.engine = self._sqlite_engine(parsed.database or "")
         else:
@@ -178,8 +182,39 @@ class Database:
         problems = [r for r in rows if r != "ok"]
         return problems + [f"foreign key violation {r}" for r in fk]
 
+    def read_now(self, sql: str) -> list[tuple[Any, ...]] | None:
+        """The rows of a small read-only ``sql``, answered at once or not at all: None
+        when it cannot be answered without waiting (PostgreSQL, a network round trip
+        away; SQLite busy; the connection in use by another thread).
+
+        SQLite runs it on a connection of its own, outside the pool, that never waits
+        for a lock (busy timeout 0) and cannot write, so an event loop may call this
+        without handing the work to a thread. Each call reads the latest committed
+        state (autocommit: no snapshot is held between calls).
+        """
+        if self.dialect != "sqlite" or not self._now_lock.acquire(blocking=False):
+            return None
+        try:
+            if self._now_conn is None:
+                path = sqlite_path(self.url)
+                assert path is not None
+                conn = sqlite3.connect(
+                    path, timeout=0, isolation_level=None, check_same_thread=False
+                )
+                conn.execute("PRAGMA query_only = ON")
+                self._now_conn = conn
+            return list(self._now_conn.execute(sql).fetchall())
+        except sqlite3.Error:
+            return None
+        finally:
+            self._now_lock.release()
+
     def dispose(self) -> None:
-        """Close pooled connections."""
+        """Close pooled connections (and :meth:`read_now`'s)."""
+        with self._now_lock:
+            if self._now_conn is not None:
+                self._now_conn.close()
+                self._now_conn = None
         self.engine.dispose()
 
 

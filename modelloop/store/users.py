@@ -13,6 +13,7 @@ from modelloop.store._util import now_ms
 from modelloop.store.schema import api_tokens, users
 
 __all__ = [
+    "ANY_USER_SQL",
     "StoredToken",
     "StoredUser",
     "any_user",
@@ -50,6 +51,10 @@ class StoredToken:
     created_time: int
     last_used_time: int | None
     revoked_time: int | None
+
+
+#: :func:`any_user` as plain SQL, for :meth:`~modelloop.store.engine.Database.read_now`.
+ANY_USER_SQL = f"SELECT EXISTS (SELECT 1 FROM {users.name})"
 
 
 def any_user(conn: Connection) -> bool:
