@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
@@ -31,8 +32,7 @@ def insert_ignore(conn: Connection, table: Table, rows: list[dict[str, Any]]) ->
     """Insert rows, skipping those whose primary key already exists."""
     if not rows:
         return
-    stmt = _dialect_insert(conn, table).on_conflict_do_nothing()
-    conn.execute(stmt, rows)
+    conn.execute(_insert_ignore_statement(conn.dialect.name, table), rows)
 
 
 def upsert(
@@ -43,18 +43,35 @@ def upsert(
     where: Callable[[Table, Any], ColumnElement[bool]] | None = None,
 ) -> None:
     """Insert rows; on a primary-key clash overwrite the ``update`` columns
-    (only where ``where(table, excluded)`` holds, when given)."""
+    (only where ``where(table, excluded)`` holds, when given: a module-level function,
+    as the statement is built once per table, columns and condition)."""
     if not rows:
         return
-    ins = _dialect_insert(conn, table)
+    conn.execute(_upsert_statement(conn.dialect.name, table, tuple(update), where), rows)
+
+
+# Statements are built once: constructing an upsert's ``excluded`` alias costs more
+# than executing a small insert.
+@functools.lru_cache(maxsize=256)
+def _insert_ignore_statement(dialect: str, table: Table) -> Any:
+    return _dialect_insert(dialect, table).on_conflict_do_nothing()
+
+
+@functools.lru_cache(maxsize=256)
+def _upsert_statement(
+    dialect: str,
+    table: Table,
+    update: tuple[str, ...],
+    where: Callable[[Table, Any], ColumnElement[bool]] | None,
+) -> Any:
+    ins = _dialect_insert(dialect, table)
     keys = [c.name for c in table.primary_key.columns]
     set_ = {name: ins.excluded[name] for name in update}
     cond = None if where is None else where(table, ins.excluded)
-    stmt = ins.on_conflict_do_update(index_elements=keys, set_=set_, where=cond)
-    conn.execute(stmt, rows)
+    return ins.on_conflict_do_update(index_elements=keys, set_=set_, where=cond)
 
 
-def _dialect_insert(conn: Connection, table: Table) -> Any:
-    if conn.dialect.name == "postgresql":
+def _dialect_insert(dialect: str, table: Table) -> Any:
+    if dialect == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)

@@ -118,14 +118,15 @@ def log_metrics(conn: Connection, run_id: str, points: Sequence[Metric]) -> None
         }
         for p in latest.values()
     ]
+    upsert(conn, latest_metrics, rows, update=["value", "step", "timestamp"], where=_newer)
 
-    def newer(t: Table, ex: Any) -> ColumnElement[bool]:
-        cond: ColumnElement[bool] = (ex.step > t.c.step) | (
-            (ex.step == t.c.step) & (ex.timestamp >= t.c.timestamp)
-        )
-        return cond
 
-    upsert(conn, latest_metrics, rows, update=["value", "step", "timestamp"], where=newer)
+def _newer(t: Table, ex: Any) -> ColumnElement[bool]:
+    """The PostgreSQL upsert's condition: the excluded point is later than the stored."""
+    cond: ColumnElement[bool] = (ex.step > t.c.step) | (
+        (ex.step == t.c.step) & (ex.timestamp >= t.c.timestamp)
+    )
+    return cond
 
 
 # A stored latest point is replaced by a later one (higher step, then timestamp):
