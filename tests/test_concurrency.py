@@ -7,15 +7,17 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from modelloop import Client
+from modelloop.errors import StoreUnavailable
 from modelloop.store import Database
-from modelloop.store.schema import metrics, params, runs
+from modelloop.store.schema import experiments, metrics, params, runs
 
 WORKER = textwrap.dedent(
     """
@@ -159,3 +161,50 @@ def test_sigkill_while_logging_keeps_every_flushed_point(tmp_path: Path, delay: 
     run = client.get_run(run_id)
     assert run.metrics["x"] == float(stored - 1)
     client.close()
+
+
+def test_sqlite_writers_of_one_process_take_turns(tmp_path: Path) -> None:
+    """Threads of one process writing to SQLite queue on the database's own lock (woken
+    when the writer before them commits, not by SQLite's polling busy handler), and a
+    turn that does not come within the busy timeout is StoreUnavailable, not a hang."""
+    db = Database(f"sqlite:///{tmp_path / 'meta.db'}", busy_timeout=0.3)
+    inside, release = threading.Event(), threading.Event()
+    active: list[int] = []
+    overlaps: list[int] = []
+
+    def hold() -> None:
+        with db.write():
+            inside.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert inside.wait(10)
+        with pytest.raises(StoreUnavailable, match=r"no write turn within 0\.3 s"), db.write():
+            pass
+    finally:
+        release.set()
+        holder.join()
+
+    def write(n: int) -> None:
+        row = {"name": f"e{n}", "artifact_location": "", "lifecycle_stage": "active"}
+        with db.write() as conn:
+            active.append(n)
+            overlaps.append(len(active))
+            try:
+                conn.execute(insert(experiments).values(creation_time=0, last_update_time=0, **row))
+                time.sleep(0.002)
+            finally:
+                active.remove(n)
+
+    db.busy_timeout = 30
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert overlaps == [1] * 16  # one writer inside at a time
+    with db.read() as conn:
+        assert conn.scalar(select(func.count()).select_from(experiments)) == 16 + 1  # + Default
+    db.dispose()
