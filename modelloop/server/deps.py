@@ -16,8 +16,10 @@ from modelloop.backends.base import Backend
 __all__ = ["BackendDep", "get_backend"]
 
 
-def get_backend(request: Request) -> Backend:
-    """The backend stored on the app by ``create_app``."""
+async def get_backend(request: Request) -> Backend:
+    """The backend stored on the app by ``create_app``. A coroutine, so FastAPI runs it
+    on the event loop: a plain function dependency is run in the thread pool, one
+    more thread hop per request for a dictionary lookup."""
     backend: Backend = request.app.state.backend
     return backend
 

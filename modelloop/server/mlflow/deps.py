@@ -19,8 +19,9 @@ from modelloop.server.mlflow.errors import MlflowError
 __all__ = ["StoreDep", "get_store"]
 
 
-def get_store(request: Request) -> LocalBackend:
-    """The app's backend, which must be local."""
+async def get_store(request: Request) -> LocalBackend:
+    """The app's backend, which must be local (a coroutine: run on the event loop, not
+    in the thread pool)."""
     backend = request.app.state.backend
     if not isinstance(backend, LocalBackend):
         raise MlflowError(

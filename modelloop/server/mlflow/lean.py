@@ -147,7 +147,7 @@ async def _create(request: Request) -> _Work:
         experiment_id, user_id, run_name = msg.experiment_id, msg.user_id, msg.run_name
         start_time = msg.start_time
         tags = [(t.key, t.value) for t in msg.tags]
-    store = get_store(request)
+    store = await get_store(request)
     tag_map = dict(tags)
     return lambda: runs.create_run(store, experiment_id, user_id, run_name, start_time, tag_map)
 
@@ -169,7 +169,7 @@ async def _log_batch(request: Request) -> _Work:
         metrics = [Metric(m.key, m.value, m.timestamp, m.step) for m in msg.metrics]
         param_list = [Param(p.key, p.value) for p in msg.params]
         tags = [(t.key, t.value) for t in msg.tags]
-    store = get_store(request)
+    store = await get_store(request)
     batch_metrics, batch_tags = metrics, tags
 
     def work() -> dict[str, Any]:
@@ -199,7 +199,7 @@ async def _update(request: Request) -> _Work:
         msg = parse_message(runs.UpdateRun, data)
         run_id, run_uuid, status = msg.run_id, msg.run_uuid, msg.status
         end_time, run_name = msg.end_time, msg.run_name
-    store = get_store(request)
+    store = await get_store(request)
 
     def work() -> dict[str, Any]:
         target = required_run_id(run_id, run_uuid)
@@ -236,7 +236,7 @@ async def _search(request: Request) -> _Work:
         msg = parse_message(runs.SearchRuns, data)
         ids, order_by, filter_string = msg.experiment_ids, msg.order_by, msg.filter
         page_token, view, max_results = msg.page_token, msg.run_view_type, msg.max_results
-    store = get_store(request)
+    store = await get_store(request)
     assert view is not None
     assert type(max_results) is int
     view_type, limit = view, max_results
@@ -247,7 +247,7 @@ async def _search(request: Request) -> _Work:
 
 async def _get(request: Request) -> _Work:
     msg = await read_message(request, RunMessage)  # GET: a short query string
-    store = get_store(request)
+    store = await get_store(request)
     return lambda: {"run": runs.full_run(store, msg.required_run_id())}
 
 

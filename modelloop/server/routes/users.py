@@ -26,7 +26,7 @@ class _NotLocal(ModelloopError):
     http_status = 501
 
 
-def _database(request: Request) -> Database:
+async def _database(request: Request) -> Database:
     backend = request.app.state.backend
     if not isinstance(backend, LocalStoreBase):
         raise _NotLocal("user management needs a server over a local store")
