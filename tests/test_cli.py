@@ -412,3 +412,50 @@ def test_console_script_error_is_one_line_without_traceback(tmp_path: Path) -> N
     assert proc.stderr.count("\n") == 1
     assert "Traceback" not in proc.stderr
     assert proc.stdout == ""
+
+
+@pytest.mark.parametrize("command", ["server", "serve"])
+def test_server_processes_tune_their_garbage_collector(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``modelloop server`` and ``modelloop serve`` freeze what they loaded and collect
+    less often just before serving (uvicorn.run is replaced here: nothing listens);
+    the library never touches the collector of a user's process."""
+    import gc
+
+    import uvicorn
+
+    seen: dict[str, object] = {}
+
+    def fake_run(app: object, **options: object) -> None:
+        seen["frozen"] = gc.get_freeze_count()
+        seen["threshold"] = gc.get_threshold()
+
+    monkeypatch.setattr(uvicorn, "run", fake_run)
+    threshold = gc.get_threshold()
+    gc.unfreeze()
+    try:
+        if command == "server":
+            from modelloop.server import create_app
+
+            library_app = create_app(NO_CAPTURE.replace(tracking_uri=str(tmp_path / "lib")))
+            library_app.state.backend.close()
+            assert gc.get_freeze_count() == 0  # the library leaves the collector alone
+            result = invoke(tmp_path / "store", "server", "--port", "5999")
+        else:
+            from sklearn.linear_model import LogisticRegression
+
+            client = Client(str(tmp_path / "store"), settings=NO_CAPTURE)
+            run = client.create_run(client.create_experiment("gc"))
+            model = LogisticRegression().fit([[0.0], [1.0]], [0, 1])
+            client.log_model(run.run_id, model, "model")
+            client.close()
+            assert gc.get_freeze_count() == 0
+            uri = f"runs:/{run.run_id}/model"
+            result = invoke(tmp_path / "store", "serve", uri, "--port", "5999")
+        assert result.exit_code == 0, out(result) + err(result)
+        assert isinstance(seen["frozen"], int) and seen["frozen"] > 1000
+        assert seen["threshold"] == (50_000, 50, 100)
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)

@@ -148,13 +148,14 @@ def _run(
 ) -> None:
     import uvicorn
 
-    from modelloop.serving.app import build_serving_app, tune_gc_for_serving
+    from modelloop.gc_tuning import tune_gc_for_server
+    from modelloop.serving.app import build_serving_app
 
     options = uvicorn_options(host, port, access_log)
     if workers == 1:
         # Models load here, so a bad URI is a clean error before anything listens.
         app = build_serving_app(settings, config)
-        tune_gc_for_serving()
+        tune_gc_for_server()
         uvicorn.run(app, **options)  # type: ignore[arg-type]
         return
     # Workers import a factory by name, so everything they need travels in the

@@ -89,12 +89,15 @@ def _serve(
 ) -> None:
     import uvicorn
 
+    from modelloop.gc_tuning import tune_gc_for_server
     from modelloop.server.app import create_app
 
     options = uvicorn_options(host, port, access_log)
     if workers == 1:
         # The store is opened here, so a missing or outdated database is a clean error.
-        uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
+        app = create_app(settings)
+        tune_gc_for_server()
+        uvicorn.run(app, **options)  # type: ignore[arg-type]
         return
     # uvicorn starts worker processes from an import string naming a factory that takes
     # no arguments, so the settings cannot be handed over as an object: they go through

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from modelloop import __version__
 from modelloop.backends.base import Backend
 from modelloop.backends.factory import open_backend
+from modelloop.gc_tuning import tune_gc_for_server
 from modelloop.server.auth import AuthMiddleware, add_route, include_router
 from modelloop.server.errors import install_error_handlers
 from modelloop.server.mlflow import install_mlflow_api
@@ -91,5 +92,8 @@ def create_app(settings: Settings, backend: Backend | None = None) -> FastAPI:
 
 def create_app_from_environment() -> FastAPI:
     """``create_app(load_settings())``: the factory uvicorn's worker processes import
-    by name when ``modelloop server --workers N`` runs several of them."""
-    return create_app(load_settings())
+    by name when ``modelloop server --workers N`` runs several of them (each worker
+    process is the server's own, so its collector is tuned as a server's)."""
+    app = create_app(load_settings())
+    tune_gc_for_server()
+    return app
