@@ -51,6 +51,7 @@ __all__ = [
     "AuthMiddleware",
     "RouteEntry",
     "add_route",
+    "app_path",
     "include_router",
     "required_role",
     "route_table",
@@ -147,6 +148,16 @@ def route_table(app: FastAPI) -> list[RouteEntry]:
     return table
 
 
+def app_path(scope: Scope) -> str:
+    """The request's path as the app's routes see it: without the ``root_path`` the
+    app is mounted under (behind a proxy, or a test server serving many apps)."""
+    path: str = scope["path"]
+    root = str(scope.get("root_path", ""))
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    return path
+
+
 def _template_for(table: list[RouteEntry], method: str, path: str) -> str:
     """The template of the first route of ``table`` serving ``method path`` (else of the
     last route matching the path, else the path itself): the routers' own order."""
@@ -184,11 +195,7 @@ class AuthMiddleware:
         if len(table) != self._templates_for or len(self._templates) > _CACHE_LIMIT:
             self._templates.clear()
             self._templates_for = len(table)
-        path: str = scope["path"]
-        root = str(scope.get("root_path", ""))
-        if root and path.startswith(root):
-            path = path[len(root) :]
-        key = (scope["method"], path)
+        key = (scope["method"], app_path(scope))
         template = self._templates.get(key)
         if template is None:
             template = self._templates[key] = _template_for(table, *key)

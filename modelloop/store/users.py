@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any
 
 from sqlalchemy import Connection, Row, Select, delete, exists, insert, select, update
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 
 from modelloop.errors import AlreadyExists, NotFound
@@ -53,13 +54,15 @@ class StoredToken:
     revoked_time: int | None
 
 
-#: :func:`any_user` as plain SQL, for :meth:`~modelloop.store.engine.Database.read_now`.
-ANY_USER_SQL = f"SELECT EXISTS (SELECT 1 FROM {users.name})"
+_ANY_USER_Q = select(exists().select_from(users))
+#: :func:`any_user`'s query as SQLite SQL, for
+#: :meth:`~modelloop.store.engine.Database.read_now`.
+ANY_USER_SQL = str(_ANY_USER_Q.compile(dialect=sqlite.dialect()))
 
 
 def any_user(conn: Connection) -> bool:
     """Whether at least one user exists (auth is on)."""
-    return bool(conn.execute(select(exists().select_from(users))).scalar())
+    return bool(conn.execute(_ANY_USER_Q).scalar())
 
 
 def create_user(conn: Connection, name: str, role: str, password_hash: str | None) -> StoredUser:

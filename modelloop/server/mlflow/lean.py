@@ -39,6 +39,7 @@ from starlette.types import Receive, Scope, Send
 
 from modelloop.entities import Metric, Param, ViewType
 from modelloop.errors import ModelloopError
+from modelloop.server.auth import app_path
 from modelloop.server.mlflow import runs
 from modelloop.server.mlflow.deps import get_store
 from modelloop.server.mlflow.errors import MlflowError, mlflow_error_for
@@ -288,11 +289,7 @@ class LeanRoute(BaseRoute):
     def _handler(self, scope: Scope) -> _Handler | None:
         if scope["type"] != "http":
             return None
-        path: str = scope["path"]
-        root = scope.get("root_path", "")
-        if root and path.startswith(root):
-            path = path[len(root) :]
-        return self._handlers.get((scope["method"], path))
+        return self._handlers.get((scope["method"], app_path(scope)))
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         """A full match for a lean call, no match otherwise."""
